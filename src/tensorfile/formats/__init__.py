@@ -1,0 +1,65 @@
+"""The format handlers, in the order detection asks them.
+
+Each module owns one format family and offers `detect_file(FileProbe)` and/or
+`detect_dir(DirProbe)` returning a `Detection` or None. Cheap magic-number checks come first;
+the protobuf formats, which have no magic and need a walk of the top-level fields, come last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..model import Detection
+from ..probe import DirProbe, FileProbe
+from . import (
+    caffe,
+    coreml,
+    flax,
+    gguf,
+    hf,
+    keras,
+    numpy,
+    onnx,
+    openvino,
+    pickle,
+    pmml,
+    pytorch,
+    safetensors,
+    savedmodel,
+    tensorrt,
+    tflite,
+)
+
+FileDetector = Callable[[FileProbe], "Detection | None"]
+DirDetector = Callable[[DirProbe], "Detection | None"]
+
+FILE_DETECTORS: tuple[FileDetector, ...] = (
+    tflite.detect_file,  # before zip: some .tflite files carry an appended zip
+    gguf.detect_file,
+    tensorrt.detect_file,
+    hf.detect_quantized_file,
+    safetensors.detect_file,
+    safetensors.detect_index,
+    numpy.detect_file,
+    pytorch.detect_file,
+    keras.detect_file,
+    flax.detect_file,
+    pickle.detect_file,
+    pmml.detect_file,
+    openvino.detect_file,
+    openvino.detect_weights_bin,
+    onnx.detect_file,
+    caffe.detect_file,
+    caffe.detect_prototxt,
+    coreml.detect_file,
+    savedmodel.detect_file,
+)
+
+# Folders are hierarchical (a Diffusers pipeline holds safetensors), so the first match wins.
+DIR_DETECTORS: tuple[DirDetector, ...] = (
+    coreml.detect_dir,
+    savedmodel.detect_dir,
+    hf.detect_diffusers_dir,
+    hf.detect_quantized_dir,
+    safetensors.detect_dir,
+)

@@ -1,0 +1,205 @@
+"""What detectors look at: a file's first bytes, its zip directory, or a folder's listing.
+
+A probe reads lazily and caches, so twenty detectors asking for the zip listing cost one read
+of the central directory. Nothing here grows with the size of the weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import zipfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .errors import FormatError
+from .source import FileSource
+
+HEAD_SIZE = 64 * 1024
+MAX_ZIP_MEMBER_READ = 64 * 1024 * 1024  # data.pkl of a huge checkpoint is a few MB at most
+MAX_JSON_READ = 32 * 1024 * 1024
+
+
+class FileProbe:
+    """A regular file, opened for positioned reads."""
+
+    kind = "file"
+
+    def __init__(self, path: Path, source: FileSource | None = None) -> None:
+        self.path = path
+        self.source = source or FileSource(path)
+        self.size = self.source.size
+        self.ext = path.suffix.lower()
+        self.name = path.name
+
+    @cached_property
+    def head(self) -> bytes:
+        return self.source.read_at(0, HEAD_SIZE)
+
+    @cached_property
+    def tail(self) -> bytes:
+        start = max(0, self.size - HEAD_SIZE)
+        return self.source.read_at(start, self.size - start)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.source.read_at(offset, length)
+
+    @cached_property
+    def proto_fields(self) -> tuple[list[Any], bool]:
+        """Top-level protobuf fields and whether the whole file parsed as one message."""
+        from .protowire import top_level_numbers
+
+        return top_level_numbers(self.source)
+
+    # --- zip -------------------------------------------------------------------------------
+
+    @cached_property
+    def _zip(self) -> tuple[zipfile.ZipFile | None, str | None]:
+        """(open ZipFile, None), (None, why the zip is corrupt), or (None, None) if not a zip."""
+        looks_zip = self.head[:4] == b"PK\x03\x04" or b"PK\x05\x06" in self.tail
+        if not looks_zip:
+            return None, None
+        try:
+            zf = zipfile.ZipFile(self.source.open_stream())
+        except zipfile.BadZipFile as exc:
+            return None, f"zip central directory is unreadable ({exc})"
+        except (OSError, ValueError, EOFError, struct.error, NotImplementedError) as exc:
+            return None, f"zip central directory is unreadable ({exc})"
+        return zf, None
+
+    @property
+    def is_zip(self) -> bool:
+        return self._zip[0] is not None
+
+    @property
+    def zip_error(self) -> str | None:
+        return self._zip[1]
+
+    @cached_property
+    def zip_names(self) -> list[str]:
+        zf = self._zip[0]
+        if zf is not None:
+            return zf.namelist()
+        if self.zip_error and self.head[:4] == b"PK\x03\x04":
+            return self._local_header_names()
+        return []
+
+    def _local_header_names(self) -> list[str]:
+        """Entry names from local headers in the head: a fallback when the central directory lies."""
+        names: list[str] = []
+        pos = 0
+        head = self.head
+        while pos + 30 <= len(head) and head[pos : pos + 4] == b"PK\x03\x04":
+            (_, _, flags, _, _, _, _, csize, _, nlen, xlen) = struct.unpack_from("<IHHHHHIIIHH", head, pos)
+            name = head[pos + 30 : pos + 30 + nlen].decode("utf-8", "replace")
+            names.append(name)
+            if flags & 0x08 and csize == 0:
+                break  # size only known from the data descriptor: cannot skip reliably
+            pos += 30 + nlen + xlen + csize
+        return names
+
+    def zip_read(self, member: str, limit: int = MAX_ZIP_MEMBER_READ) -> bytes:
+        """A member's bytes, refusing members larger than `limit` (weights are never read)."""
+        zf = self._zip[0]
+        if zf is None:
+            raise FormatError("not a readable zip archive", self.path)
+        try:
+            info = zf.getinfo(member)
+            if info.file_size > limit:
+                raise FormatError(
+                    f"zip member {member} is {info.file_size} bytes, over the read limit", self.path
+                )
+            with zf.open(info) as fh:
+                return fh.read(limit + 1)[:limit]
+        except KeyError:
+            raise FormatError(f"zip member {member} missing", self.path) from None
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            raise FormatError(f"zip member {member} is unreadable ({exc})", self.path) from None
+
+    def zip_read_head(self, member: str, length: int = 4096) -> bytes:
+        """The first `length` bytes of a member (decompressing only that much)."""
+        zf = self._zip[0]
+        if zf is None:
+            raise FormatError("not a readable zip archive", self.path)
+        try:
+            with zf.open(member) as fh:
+                return fh.read(length)
+        except KeyError:
+            raise FormatError(f"zip member {member} missing", self.path) from None
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            raise FormatError(f"zip member {member} is unreadable ({exc})", self.path) from None
+
+    def sibling(self, name: str) -> Path | None:
+        candidate = self.path.with_name(name)
+        return candidate if candidate.is_file() else None
+
+    def close(self) -> None:
+        zf = self._zip[0] if "_zip" in self.__dict__ else None
+        if zf is not None:
+            zf.close()
+        self.source.close()
+
+
+class DirProbe:
+    """A folder that may be one model (HF repo, SavedModel, .mlpackage, Diffusers pipeline)."""
+
+    kind = "directory"
+    size = 0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self.ext = path.suffix.lower()
+
+    @cached_property
+    def files(self) -> list[str]:
+        """Names of regular files directly inside, sorted."""
+        try:
+            with os.scandir(self.path) as it:
+                return sorted(e.name for e in it if _is_file(e))
+        except OSError:
+            return []
+
+    @cached_property
+    def dirs(self) -> list[str]:
+        try:
+            with os.scandir(self.path) as it:
+                return sorted(e.name for e in it if e.is_dir())
+        except OSError:
+            return []
+
+    def has(self, name: str) -> bool:
+        return name in self.files
+
+    def matching(self, suffix: str) -> list[str]:
+        return [f for f in self.files if f.lower().endswith(suffix)]
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """A small JSON file inside the folder, or None if missing, too big or not a JSON object."""
+        path = self.path / name
+        try:
+            if path.stat().st_size > MAX_JSON_READ:
+                return None
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    @cached_property
+    def total_size(self) -> int:
+        total = 0
+        for root, _dirs, names in os.walk(self.path):
+            for n in names:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, n)).st_size
+        return total
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False

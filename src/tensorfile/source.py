@@ -1,0 +1,176 @@
+"""Byte sources: the one way format code reads bytes.
+
+Readers ask for byte ranges (`read_at`) instead of holding file objects, so the same reader works
+over a local file, a slice of one (a stored zip member) or, later, a remote range reader.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from .errors import FormatError, InputError
+
+
+class ByteSource(Protocol):
+    """Random access to an immutable run of bytes."""
+
+    name: str
+    size: int
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset`; shorter only at the end of the source."""
+        ...
+
+
+def read_exact(source: ByteSource, offset: int, length: int, what: str = "data") -> bytes:
+    """Exactly `length` bytes or a FormatError saying what was cut short."""
+    if offset < 0 or length < 0 or offset + length > source.size:
+        raise FormatError(
+            f"{what} at offset {offset} (+{length} bytes) runs past the end of the file "
+            f"({source.size} bytes): truncated or corrupt",
+            source.name,
+        )
+    data = source.read_at(offset, length)
+    if len(data) != length:
+        raise FormatError(f"{what} at offset {offset}: short read, file changed or truncated", source.name)
+    return data
+
+
+class FileSource:
+    """A regular local file, read with positioned reads (no shared file position)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise InputError("no such file or directory", path) from None
+        except PermissionError:
+            raise InputError("permission denied", path) from None
+        except OSError as exc:
+            raise InputError(_os_reason(exc), path) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise InputError(f"not a regular file ({_file_kind(st.st_mode)})", path)
+        self._fd = fd
+        self.size = st.st_size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset >= self.size or length <= 0:
+            return b""
+        try:
+            return os.pread(self._fd, min(length, self.size - offset), offset)
+        except OSError as exc:
+            raise InputError(f"read failed: {_os_reason(exc)}", self.name) from None
+
+    def open_stream(self) -> BinaryIO:
+        """A fresh file object, for libraries (zipfile, tarfile) that want one."""
+        return _SourceFile(self)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BytesSource:
+    """Bytes already in memory (a decompressed head, a test case)."""
+
+    def __init__(self, data: bytes, name: str = "<bytes>") -> None:
+        self._data = data
+        self.name = name
+        self.size = len(data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._data[offset : offset + length]
+
+    def open_stream(self) -> BinaryIO:
+        return io.BytesIO(self._data)
+
+
+class _SourceFile(io.RawIOBase):
+    """A read-only, seekable file object over a ByteSource."""
+
+    def __init__(self, source: ByteSource) -> None:
+        self._source = source
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._source.read_at(self._pos, len(buffer))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._source.size - self._pos
+        data = self._source.read_at(self._pos, size)
+        self._pos += len(data)
+        return data
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO/pipe"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def _os_reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def check_path(path: Path) -> os.stat_result:
+    """stat() a path and turn every OS failure into one clear InputError."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError("broken symbolic link", path) from None
+        raise InputError("no such file or directory", path) from None
+    except PermissionError:
+        raise InputError("permission denied", path) from None
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise InputError("symbolic link loop", path) from None
+        raise InputError(_os_reason(exc), path) from None
+
+
+def describe_special(mode: int) -> str | None:
+    """'a FIFO/pipe' etc. for anything that is neither a regular file nor a directory."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _file_kind(mode)
