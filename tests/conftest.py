@@ -72,8 +72,16 @@ def _(d: Path) -> Path:
     model(torch.randn(2, 4)).sum().backward()
     opt.step()
     path = d / "checkpoint.ckpt"
-    torch.save({"epoch": 3, "step": 120, "model_state_dict": model.state_dict(),
-                "optimizer_state_dict": opt.state_dict(), "loss": 0.25}, path)
+    torch.save(
+        {
+            "epoch": 3,
+            "step": 120,
+            "model_state_dict": model.state_dict(),
+            "optimizer_state_dict": opt.state_dict(),
+            "loss": 0.25,
+        },
+        path,
+    )
     return path
 
 
@@ -148,7 +156,7 @@ def _(d: Path) -> Path:
     return path
 
 
-def _onnx_model(with_constant: bool = True):  # noqa: ANN202 - onnx types are optional imports
+def _onnx_model(with_constant: bool = True):
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -156,10 +164,15 @@ def _onnx_model(with_constant: bool = True):  # noqa: ANN202 - onnx types are op
     w = numpy_helper.from_array(np.random.rand(4, 3).astype(np.float32), "W")
     nodes = [helper.make_node("MatMul", ["X", "W"], ["Y"])]
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 3])], [w],
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 3])],
+        [w],
     )
-    model = helper.make_model(graph, producer_name="tensorfile-tests", opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        graph, producer_name="tensorfile-tests", opset_imports=[helper.make_opsetid("", 17)]
+    )
     onnx.checker.check_model(model)
     return model
 
@@ -180,8 +193,14 @@ def _(d: Path) -> Path:
     folder = d / "onnx_ext"
     folder.mkdir()
     path = folder / "model.onnx"
-    onnx.save_model(_onnx_model(), path, save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="model.onnx.data", size_threshold=0)
+    onnx.save_model(
+        _onnx_model(),
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=0,
+    )
     return path
 
 
@@ -212,7 +231,7 @@ def _(d: Path) -> Path:
     return path
 
 
-def _sklearn_model():  # noqa: ANN202
+def _sklearn_model():
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression().fit([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [1.0, 1.0]], [0, 1, 0, 1])
@@ -279,23 +298,33 @@ def _quant_dir(folder: Path, method: str) -> Path:
     p = "model.layers.0.self_attn.q_proj"
     tensors = {"model.embed_tokens.weight": torch.zeros(32, 64, dtype=torch.float16)}
     if method == "awq":
-        tensors |= {f"{p}.qweight": torch.zeros(64, 8, dtype=torch.int32),
-                    f"{p}.qzeros": torch.zeros(1, 8, dtype=torch.int32),
-                    f"{p}.scales": torch.zeros(1, 64, dtype=torch.float16)}
+        tensors |= {
+            f"{p}.qweight": torch.zeros(64, 8, dtype=torch.int32),
+            f"{p}.qzeros": torch.zeros(1, 8, dtype=torch.int32),
+            f"{p}.scales": torch.zeros(1, 64, dtype=torch.float16),
+        }
         qc = {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemm"}
     elif method == "gptq":
-        tensors |= {f"{p}.qweight": torch.zeros(8, 64, dtype=torch.int32),
-                    f"{p}.qzeros": torch.zeros(1, 8, dtype=torch.int32),
-                    f"{p}.scales": torch.zeros(1, 64, dtype=torch.float16),
-                    f"{p}.g_idx": torch.zeros(64, dtype=torch.int32)}
+        tensors |= {
+            f"{p}.qweight": torch.zeros(8, 64, dtype=torch.int32),
+            f"{p}.qzeros": torch.zeros(1, 8, dtype=torch.int32),
+            f"{p}.scales": torch.zeros(1, 64, dtype=torch.float16),
+            f"{p}.g_idx": torch.zeros(64, dtype=torch.int32),
+        }
         qc = {"quant_method": "gptq", "bits": 4, "group_size": 64, "desc_act": False, "sym": True}
     else:
-        tensors |= {f"{p}.weight": torch.zeros(2048, 1, dtype=torch.uint8),
-                    f"{p}.weight.absmax": torch.zeros(64, dtype=torch.float32),
-                    f"{p}.weight.quant_map": torch.zeros(16, dtype=torch.float32),
-                    f"{p}.weight.quant_state.bitsandbytes__nf4": torch.zeros(100, dtype=torch.uint8)}
-        qc = {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
-              "bnb_4bit_use_double_quant": False}
+        tensors |= {
+            f"{p}.weight": torch.zeros(2048, 1, dtype=torch.uint8),
+            f"{p}.weight.absmax": torch.zeros(64, dtype=torch.float32),
+            f"{p}.weight.quant_map": torch.zeros(16, dtype=torch.float32),
+            f"{p}.weight.quant_state.bitsandbytes__nf4": torch.zeros(100, dtype=torch.uint8),
+        }
+        qc = {
+            "quant_method": "bitsandbytes",
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_use_double_quant": False,
+        }
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps({"model_type": "llama", "quantization_config": qc}))
     return folder
@@ -309,12 +338,21 @@ def _(d: Path) -> Path:
     folder = d / "sd_pipeline"
     (folder / "unet").mkdir(parents=True)
     (folder / "vae").mkdir()
-    (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
-        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-        "safety_checker": [None, None]}))
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "_diffusers_version": "0.30.0",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "safety_checker": [None, None],
+            }
+        )
+    )
     for comp in ("unet", "vae"):
-        (folder / comp / "config.json").write_text(json.dumps({"_class_name": "X", "_diffusers_version": "0.30.0"}))
+        (folder / comp / "config.json").write_text(
+            json.dumps({"_class_name": "X", "_diffusers_version": "0.30.0"})
+        )
         save_file({"w": torch.zeros(2, 2)}, folder / comp / "diffusion_pytorch_model.safetensors")
     return folder
 

@@ -55,16 +55,24 @@ def _check(result: tensorfile.Identification, fmt: str, facts: dict[str, Any]) -
 
 
 @pytest.mark.parametrize(("fixture", "fmt", "facts"), CASES, ids=[c[0] for c in CASES])
-def test_detects_real_file(made: Callable[[str], Path], fixture: str, fmt: str, facts: dict[str, Any]) -> None:
+def test_detects_real_file(
+    made: Callable[[str], Path], fixture: str, fmt: str, facts: dict[str, Any]
+) -> None:
     result = tensorfile.identify(made(fixture))
     _check(result, fmt, facts)
     assert not [w for w in result.warnings if w.startswith("extension")], result.warnings
 
 
-@pytest.mark.parametrize(("fixture", "fmt", "facts"), [c for c in CASES if not c[0].endswith("_dir")],
-                         ids=[c[0] for c in CASES if not c[0].endswith("_dir")])
+@pytest.mark.parametrize(
+    ("fixture", "fmt", "facts"),
+    [c for c in CASES if not c[0].endswith("_dir")],
+    ids=[c[0] for c in CASES if not c[0].endswith("_dir")],
+)
 def test_detects_content_under_misleading_name(
-    made: Callable[[str], Path], renamed: Callable[[Path, str], Path], fixture: str, fmt: str,
+    made: Callable[[str], Path],
+    renamed: Callable[[Path, str], Path],
+    fixture: str,
+    fmt: str,
     facts: dict[str, Any],
 ) -> None:
     src = made(fixture)
@@ -77,7 +85,9 @@ def test_detects_content_under_misleading_name(
     assert result.warnings and result.warnings[0].startswith(f"extension {wrong} suggests"), result.warnings
 
 
-def test_safetensors_named_bin_warns(made: Callable[[str], Path], renamed: Callable[[Path, str], Path]) -> None:
+def test_safetensors_named_bin_warns(
+    made: Callable[[str], Path], renamed: Callable[[Path, str], Path]
+) -> None:
     result = tensorfile.identify(renamed(made("safetensors"), "pytorch_model.bin"))
     assert result.format == "safetensors"
     assert "extension .bin suggests" in result.warnings[0]
@@ -125,8 +135,13 @@ def test_numpy_object_arrays_can_execute(made: Callable[[str], Path]) -> None:
 
 def test_quantized_config_summary(made: Callable[[str], Path]) -> None:
     gptq = tensorfile.identify(made("gptq_dir"))
-    assert gptq.details["quantization"] == {"method": "gptq", "bits": 4, "group_size": 64, "desc_act": False,
-                                            "sym": True}
+    assert gptq.details["quantization"] == {
+        "method": "gptq",
+        "bits": 4,
+        "group_size": 64,
+        "desc_act": False,
+        "sym": True,
+    }
     assert gptq.confidence == 1.0
     bnb = tensorfile.identify(made("bnb_dir"))
     assert bnb.details["quantization"]["bnb_4bit_quant_type"] == "nf4"
@@ -160,8 +175,12 @@ def test_torch_legacy_tar(tmp_path: Path) -> None:
 
     path = tmp_path / "old.tar"
     with tarfile.open(path, "w") as tar:
-        for name, payload in (("sys_info", {"protocol_version": 1000}), ("pickle", {}), ("tensors", []),
-                              ("storages", [])):
+        for name, payload in (
+            ("sys_info", {"protocol_version": 1000}),
+            ("pickle", {}),
+            ("tensors", []),
+            ("storages", []),
+        ):
             data = pickle.dumps(payload, protocol=2)
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -75,8 +75,15 @@ def _run_file_detectors(probe: FileProbe) -> tuple[list[Detection], list[Detecti
     for detector in FILE_DETECTORS:
         try:
             result = detector(probe)
+        except InputError:
+            raise
         except FormatError as exc:
             hints.append(Detection("unknown", 0.0, [], {"reason": exc.message}))
+            continue
+        except (ValueError, LookupError, ArithmeticError, OSError, RecursionError, MemoryError) as exc:
+            # Hostile bytes that slipped past a detector's checks: report, never crash.
+            where = detector.__module__.rsplit(".", 1)[-1]
+            hints.append(Detection("unknown", 0.0, [], {"reason": f"corrupt {where} data ({exc})"}))
             continue
         if result is None:
             continue
@@ -149,7 +156,8 @@ def _identify_by_weights(probe: DirProbe, walking: bool) -> Identification | Non
     candidates = [f for f in probe.files if not f.lower().endswith(_SIDE_SUFFIXES) and not f.startswith(".")]
     if not candidates or len(candidates) > _MAX_FOLDER_CANDIDATES:
         return None
-    if (len(candidates) > 1 or walking) and not _one_model(probe, candidates):
+    single_file_folder = len(candidates) == 1 and not probe.dirs and not walking
+    if not single_file_folder and not _one_model(probe, candidates):
         return None
     results: list[Identification] = []
     for name in candidates:
@@ -160,12 +168,12 @@ def _identify_by_weights(probe: DirProbe, walking: bool) -> Identification | Non
     formats = {r.format for r in results}
     if len(formats) != 1 or "unknown" in formats:
         return None
-    first = results[0]
+    first = max(results, key=lambda r: r.confidence)  # the graph of an IR pair, not its raw .bin
     files = [Path(r.path).name for r in results]
     shown = ", ".join(files[:4]) + ("…" if len(files) > 4 else "")
     detection = Detection(
         first.format,
-        min(r.confidence for r in results),
+        first.confidence,
         [f"folder of {len(files)} {first.format} file(s): {shown}", *first.evidence],
         {"weights_files": files, **{k: v for k, v in first.details.items() if k != "weights_files"}},
         [w for r in results for w in r.warnings][:8],
@@ -255,8 +263,7 @@ def extension_warning(ext: str, result: Identification) -> str | None:
     claimed = catalog.formats_suggested_by(ext)
     if not claimed or result.format in claimed:
         return None
-    names = sorted({catalog.BY_ID[c].name.split(" (")[0] for c in claimed})
-    suggested = " / ".join(names[:3])
+    suggested = catalog.BY_ID[claimed[0]].name.split(" (")[0]  # catalogue order: the usual owner first
     if result.format == "unknown":
         return f"extension {ext} suggests {suggested}, but {result.reason}"
     danger = " — loading it can execute code" if result.can_execute_code else ""

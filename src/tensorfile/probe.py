@@ -96,9 +96,15 @@ class FileProbe:
             (_, _, flags, _, _, _, _, csize, _, nlen, xlen) = struct.unpack_from("<IHHHHHIIIHH", head, pos)
             name = head[pos + 30 : pos + 30 + nlen].decode("utf-8", "replace")
             names.append(name)
+            data_start = pos + 30 + nlen + xlen
             if flags & 0x08 and csize == 0:
-                break  # size only known from the data descriptor: cannot skip reliably
-            pos += 30 + nlen + xlen + csize
+                # Size only in the trailing data descriptor: resume at the next local header.
+                nxt = head.find(b"PK\x03\x04", data_start)
+                if nxt < 0:
+                    break
+                pos = nxt
+            else:
+                pos = data_start + csize
         return names
 
     def zip_read(self, member: str, limit: int = MAX_ZIP_MEMBER_READ) -> bytes:

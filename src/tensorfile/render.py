@@ -20,31 +20,42 @@ def _safety(result: Identification) -> Text:
     return Text("no code", style="green")
 
 
+def _notes(result: Identification, verbose: bool) -> Text:
+    parts: list[str] = []
+    if not result.known and result.reason:
+        parts.append(result.reason)
+    kind = (
+        result.details.get("checkpoint_kind") or result.details.get("variant") or result.details.get("kind")
+    )
+    if kind:
+        parts.append(str(kind))
+    if result.details.get("producer"):
+        parts.append(str(result.details["producer"]))
+    if result.details.get("compression"):
+        parts.append(f"{result.details['compression']}-compressed")
+    if verbose:
+        parts.append(f"family: {result.family}" if result.family else "")
+        parts.extend(f"· {e}" for e in result.evidence)
+    return Text("\n".join(p for p in parts if p))
+
+
 def identify_table(console: Console, results: Sequence[Identification], verbose: bool = False) -> None:
+    """One row per input; warnings follow the table, where long sentences stay readable."""
     table = Table(show_lines=verbose, header_style="bold")
-    table.add_column("path", overflow="fold")
-    table.add_column("format")
-    table.add_column("conf", justify="right")
-    table.add_column("family")
-    table.add_column("loading")
-    table.add_column("notes", overflow="fold")
+    table.add_column("path", overflow="fold", ratio=3)
+    table.add_column("format", no_wrap=True)
+    table.add_column("conf", justify="right", no_wrap=True)
+    table.add_column("loading", no_wrap=True)
+    table.add_column("notes", overflow="fold", ratio=2)
     for r in results:
-        notes: list[str] = []
-        if not r.known and r.reason:
-            notes.append(r.reason)
-        kind = r.details.get("checkpoint_kind") or r.details.get("variant") or r.details.get("kind")
-        if kind:
-            notes.append(str(kind))
-        if verbose:
-            notes.extend(f"· {e}" for e in r.evidence)
-        text = Text("\n".join(notes))
-        for w in r.warnings:
-            text.append(("\n" if text.plain else "") + f"⚠ {w}", style="yellow")
         fmt = Text(r.format, style="bold" if r.known else "dim")
-        table.add_row(
-            r.path, fmt, f"{r.confidence:.2f}" if r.known else "-", r.family or "-", _safety(r), text
-        )
+        if r.warnings:
+            fmt.append(" ⚠", style="yellow")
+        table.add_row(r.path, fmt, f"{r.confidence:.2f}" if r.known else "-", _safety(r), _notes(r, verbose))
     console.print(table)
+    for r in results:
+        for w in r.warnings:
+            console.print(Text("⚠ ", style="yellow") + Text(f"{r.path}: ", style="bold") + Text(w))
 
 
 def formats_table(console: Console, rows: Sequence[Any]) -> None:
