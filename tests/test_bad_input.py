@@ -147,7 +147,7 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(os, "open", refusing_open)
     with pytest.raises(InputError, match="permission denied"):
         tensorfile.identify(path)
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from tensorfile.cli import app
 

@@ -51,7 +51,7 @@ def test_corpus_file_identified(entry: dict[str, Any]) -> None:
 
 
 def test_corpus_walk_has_no_errors() -> None:
-    from tensorfile.identify import expand
+    from tensorfile.identification import expand
 
     outcomes = list(expand([str(CORPUS / "formats")], recursive=True))
     errors = [o for _, o in outcomes if isinstance(o, tensorfile.TensorfileError)]

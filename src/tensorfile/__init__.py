@@ -9,9 +9,13 @@ Public API::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import FormatError, InputError, TensorfileError, UnsupportedError, UsageError
-from .identify import identify
-from .model import Identification
+
+if TYPE_CHECKING:
+    from .identification import identify
+    from .model import Identification
 
 __version__ = "0.1.0"
 
@@ -25,3 +29,16 @@ __all__ = [
     "__version__",
     "identify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use so that `tensorfile --help` does not pay for every format module.
+    if name == "identify":
+        from .identification import identify
+
+        return identify
+    if name == "Identification":
+        from .model import Identification
+
+        return Identification
+    raise AttributeError(f"module 'tensorfile' has no attribute {name!r}")

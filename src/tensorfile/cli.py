@@ -9,31 +9,22 @@ import json
 import sys
 from typing import Any
 
-import typer
+import click
 
 from . import __version__
 from .errors import TensorfileError
 
-app = typer.Typer(
-    name="tensorfile",
-    help="Tell what a model file really is, look inside it without loading it, and check whether "
-    "loading it could run code.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
 JSON_HELP = "Print one JSON document on stdout instead of tables."
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> click.exceptions.Exit:
     sys.stderr.write(f"tensorfile: error: {message}\n")
-    return typer.Exit(code)
+    return click.exceptions.Exit(code)
 
 
 def _console() -> Any:
@@ -42,40 +33,33 @@ def _console() -> Any:
     return Console()
 
 
-def _version(value: bool) -> None:
-    if value:
-        sys.stdout.write(f"tensorfile {__version__}\n")
-        raise typer.Exit(0)
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="tensorfile", message="%(prog)s %(version)s")
+def app() -> None:
+    """Tell what a model file really is, look inside it without loading it, and check whether
+    loading it could run code."""
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version."
-    ),
-) -> None:
-    """Model files, before you run them."""
+json_option = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 
 
 @app.command()
-def identify(
-    paths: list[str] = typer.Argument(..., help="Files, folders or glob patterns.", show_default=False),
-    recursive: bool = typer.Option(
-        False, "-r", "--recursive", help="Look inside folders that are not themselves a model."
-    ),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the evidence for each answer."),
-) -> None:
-    """Tell which model format each path really is, by content, and whether loading it can run code.
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Look inside folders that are not themselves a model.")
+@json_option
+@click.option("-v", "--verbose", is_flag=True, help="Show the evidence for each answer.")
+def identify(paths: tuple[str, ...], recursive: bool, as_json: bool, verbose: bool) -> None:
+    """Tell which model format each PATH (file, folder or glob) really is, by content, and whether
+    loading it can run code.
 
     Exit code 0 when every input was identified, 1 when some are unknown, 2 on an error
     (missing or unreadable path).
     """
-    from .identify import expand
+    from .identification import expand
 
     results = []
     errors = []
-    for raw, outcome in expand(paths, recursive=recursive):
+    for raw, outcome in expand(list(paths), recursive=recursive):
         if isinstance(outcome, TensorfileError):
             errors.append({"path": outcome.path or raw, "error": outcome.message})
         else:
@@ -97,20 +81,19 @@ def identify(
             from .render import identify_table
 
             identify_table(_console(), results, verbose=verbose)
-    raise typer.Exit(code)
+    raise click.exceptions.Exit(code)
 
 
 @app.command()
-def formats(
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    family: str | None = typer.Option(None, "--family", help="Only formats of this family."),
-) -> None:
+@json_option
+@click.option("--family", default=None, help="Only formats of this family.")
+def formats(as_json: bool, family: str | None) -> None:
     """The model formats tensorfile knows: family, extensions, strengths, safety, tools."""
     from . import catalog
 
-    rows = [f for f in catalog.FORMATS if family is None or f.family == family]
     if family is not None and family not in catalog.FAMILIES:
         raise _fail(f"unknown family {family!r}; choose from {', '.join(catalog.FAMILIES)}")
+    rows = [f for f in catalog.FORMATS if family is None or f.family == family]
     if as_json:
         _print_json({"families": catalog.FAMILIES, "formats": [f.to_dict() for f in rows]})
         return
@@ -120,12 +103,9 @@ def formats(
 
 
 @app.command()
-def dtypes(
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    explain: str | None = typer.Option(
-        None, "--explain", help='Explain a tensor-type line like "BF16·I32·F32".'
-    ),
-) -> None:
+@json_option
+@click.option("--explain", default=None, help='Explain a tensor-type line like "BF16·I32·F32".')
+def dtypes(as_json: bool, explain: str | None) -> None:
     """The tensor types (F32, BF16, F8, I64…, ggml quant types) with bits, block sizes and meaning."""
     from . import dtypes as dt
 
@@ -142,9 +122,7 @@ def dtypes(
         explain_table(_console(), explain, parts)
         return
     if as_json:
-        from dataclasses import asdict
-
-        _print_json({"dtypes": [asdict(d) for d in dt.DTYPES]})
+        _print_json({"dtypes": [d.to_dict() for d in dt.DTYPES]})
         return
     from .render import dtypes_table
 
@@ -153,7 +131,7 @@ def dtypes(
 
 def main() -> None:
     try:
-        app()
+        app.main(prog_name="tensorfile")
     except TensorfileError as exc:
         sys.stderr.write(f"tensorfile: error: {exc}\n")
         sys.exit(2)
