@@ -128,6 +128,27 @@ def main() -> None:
             f"| {name} | {ours * 1000:.0f} ms | {f'{peer * 1000:.0f} ms' if peer else '-'} | {ratio} | "
             f"{nread if nread is not None else '-'} |"
         )
+    if shutil.which("file"):
+        accuracy_table()
+
+
+def accuracy_table() -> None:
+    """What each tool says about the bundled samples and the committed fixtures."""
+    heavy = ROOT / "tests" / "fixtures" / "heavy"
+    paths = sorted(EXAMPLES.iterdir()) + sorted(p for p in heavy.iterdir() if not p.name.endswith(".json"))
+    sys.path.insert(0, str(ROOT / "src"))
+    import tensorfile
+
+    print("\n| sample | tensorfile | file(1) says |")
+    print("|---|---|---|")
+    for path in paths:
+        ours = tensorfile.identify(path).format
+        if path.is_dir():
+            theirs = "directory"
+        else:
+            out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True, check=False)
+            theirs = out.stdout.strip()[:60]
+        print(f"| {path.relative_to(ROOT)} | {ours} | {theirs} |")
 
 
 if __name__ == "__main__":
