@@ -109,29 +109,23 @@ class FileProbe:
 
     def zip_read(self, member: str, limit: int = MAX_ZIP_MEMBER_READ) -> bytes:
         """A member's bytes, refusing members larger than `limit` (weights are never read)."""
+        return self._read_member(member, limit, refuse_larger=True)
+
+    def zip_read_head(self, member: str, length: int = 4096) -> bytes:
+        """The first `length` bytes of a member (decompressing only that much)."""
+        return self._read_member(member, length, refuse_larger=False)
+
+    def _read_member(self, member: str, length: int, refuse_larger: bool) -> bytes:
         zf = self._zip[0]
         if zf is None:
             raise FormatError("not a readable zip archive", self.path)
         try:
             info = zf.getinfo(member)
-            if info.file_size > limit:
+            if refuse_larger and info.file_size > length:
                 raise FormatError(
                     f"zip member {member} is {info.file_size} bytes, over the read limit", self.path
                 )
             with zf.open(info) as fh:
-                return fh.read(limit + 1)[:limit]
-        except KeyError:
-            raise FormatError(f"zip member {member} missing", self.path) from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-            raise FormatError(f"zip member {member} is unreadable ({exc})", self.path) from None
-
-    def zip_read_head(self, member: str, length: int = 4096) -> bytes:
-        """The first `length` bytes of a member (decompressing only that much)."""
-        zf = self._zip[0]
-        if zf is None:
-            raise FormatError("not a readable zip archive", self.path)
-        try:
-            with zf.open(member) as fh:
                 return fh.read(length)
         except KeyError:
             raise FormatError(f"zip member {member} missing", self.path) from None
