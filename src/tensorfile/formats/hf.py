@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import TensorfileError
 from ..model import CERTAIN, LIKELY, STRONG, Detection
 from ..probe import DirProbe, FileProbe
 from . import safetensors as st
 
 QUANT_METHODS = {"awq": "awq", "gptq": "gptq", "bitsandbytes": "bitsandbytes"}
-_BNB_SUFFIXES = (".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".SCB", ".weight_format")
+# Tensor names decide the quantization method; headers beyond this are left to `inspect`.
+IDENTIFY_HEADER_LIMIT = 16 * 1024 * 1024
 
 
 def quant_from_names(names: list[str]) -> tuple[str, str] | None:
@@ -71,10 +73,10 @@ def _tensor_names(folder: Path, files: list[str]) -> list[str]:
         if name.endswith(".safetensors"):
             try:
                 probe = FileProbe(folder / name)
-            except Exception:
+            except TensorfileError:  # unreadable shard: decide from the config alone
                 continue
             try:
-                header = st.read_header(probe)
+                header = st.read_header(probe, limit=IDENTIFY_HEADER_LIMIT)
             finally:
                 probe.close()
             if header:
@@ -118,7 +120,7 @@ def detect_quantized_file(probe: FileProbe) -> Detection | None:
     """A single safetensors file whose tensor names (and sibling config) say it is quantized."""
     if st.header_length(probe.head) is None or probe.head[8:9] != b"{":
         return None
-    header = st.read_header(probe)
+    header = st.read_header(probe, limit=IDENTIFY_HEADER_LIMIT)
     if not header:
         return None
     from_names = quant_from_names([k for k in header if k != "__metadata__"])

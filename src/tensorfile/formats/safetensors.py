@@ -61,13 +61,11 @@ def detect_file(probe: FileProbe) -> Detection | None:
     return Detection("safetensors", CERTAIN, evidence, details, warnings)
 
 
-def read_header(probe: FileProbe | Any) -> dict[str, Any] | None:
-    """The parsed JSON header of a safetensors file (None when unreadable)."""
-    head = probe.head if isinstance(probe, FileProbe) else None
-    if head is None:
-        return None
+def read_header(probe: FileProbe, limit: int = MAX_HEADER) -> dict[str, Any] | None:
+    """The parsed JSON header of a safetensors file (None when unreadable or over `limit`)."""
+    head = probe.head
     n = header_length(head)
-    if n is None or n > MAX_HEADER or n + 8 > probe.size:
+    if n is None or n > limit or n + 8 > probe.size:
         return None
     raw = head[8 : 8 + n] if n + 8 <= len(head) else probe.read(8, n)
     try:
