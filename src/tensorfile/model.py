@@ -65,3 +65,114 @@ class Identification:
             "reason": self.reason,
             "alternatives": self.alternatives,
         }
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+# Roles a stored tensor can play; parameter counts include all of them (the issue's counting rule)
+# while the report also shows each role separately.
+ROLES = ("weight", "buffer", "optimizer", "constant", "quant-aux")
+
+
+@dataclass
+class TensorInfo:
+    """One stored tensor, described from headers only."""
+
+    name: str
+    dtype: str  # canonical name from the dtypes table: F32, BF16, Q4_K, …
+    shape: tuple[int, ...]
+    nbytes: int
+    file: str | None = None  # which file holds the data (relative to the model path for folders)
+    offset: int | None = None  # absolute byte offset of contiguous data in `file`
+    role: str = "weight"
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for dim in self.shape:
+            n *= dim
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "numel": self.numel,
+            "nbytes": self.nbytes,
+            "file": self.file,
+            "offset": self.offset,
+            "role": self.role,
+        }
+
+
+@dataclass
+class ModelInfo:
+    """What `inspect` reports for one model file or folder."""
+
+    path: str
+    format: str
+    files: list[dict[str, Any]] = field(default_factory=list)  # [{"path", "size_bytes"}]
+    tensors: list[TensorInfo] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    architecture: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+    pickle: dict[str, Any] | None = None  # imports and calls a pickle would make
+    components: dict[str, ModelInfo] = field(default_factory=dict)  # Diffusers parts
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tensor_count(self) -> int:
+        return len(self.tensors)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(t.numel for t in self.tensors)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+    @property
+    def parameters_by_dtype(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.tensors:
+            counts[t.dtype] = counts.get(t.dtype, 0) + t.numel
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    @property
+    def parameters_by_role(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.tensors:
+            counts[t.role] = counts.get(t.role, 0) + t.numel
+        return counts
+
+    @property
+    def tensor_types(self) -> str:
+        from .dtypes import tensor_types_line
+
+        return tensor_types_line(self.parameters_by_dtype)
+
+    def to_dict(self, tensors: list[TensorInfo] | None = None) -> dict[str, Any]:
+        shown = self.tensors if tensors is None else tensors
+        return {
+            "path": self.path,
+            "format": self.format,
+            "files": self.files,
+            "size_bytes": sum(int(f.get("size_bytes", 0)) for f in self.files),
+            "tensor_count": self.tensor_count,
+            "parameter_count": self.parameter_count,
+            "parameters_by_dtype": self.parameters_by_dtype,
+            "parameters_by_role": self.parameters_by_role,
+            "tensor_types": self.tensor_types,
+            "total_bytes": self.total_bytes,
+            "metadata": self.metadata,
+            "architecture": self.architecture,
+            "quantization": self.quantization,
+            "checkpoint": self.checkpoint,
+            "pickle": self.pickle,
+            "components": {k: v.to_dict() for k, v in self.components.items()},
+            "warnings": self.warnings,
+            "tensors": [t.to_dict() for t in shown],
+        }

@@ -8,8 +8,9 @@ the protobuf formats, which have no magic and need a walk of the top-level field
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from ..model import Detection
+from ..model import Detection, Identification, ModelInfo
 from ..probe import DirProbe, FileProbe
 from . import (
     caffe,
@@ -32,6 +33,8 @@ from . import (
 
 FileDetector = Callable[[FileProbe], "Detection | None"]
 DirDetector = Callable[[DirProbe], "Detection | None"]
+# inspect(path, identification) -> ModelInfo; each format module declares its own in INSPECTS.
+Inspector = Callable[[Path, Identification], ModelInfo]
 
 FILE_DETECTORS: tuple[FileDetector, ...] = (
     tflite.detect_file,  # before zip: some .tflite files carry an appended zip
@@ -63,3 +66,34 @@ DIR_DETECTORS: tuple[DirDetector, ...] = (
     hf.detect_quantized_dir,
     safetensors.detect_dir,
 )
+
+
+def _collect_inspectors() -> dict[str, Inspector]:
+    """format id -> inspector, from every module's `INSPECTS` table."""
+    table: dict[str, Inspector] = {}
+    for module in (
+        caffe,
+        coreml,
+        flax,
+        gguf,
+        hf,
+        keras,
+        numpy,
+        onnx,
+        openvino,
+        pickle,
+        pmml,
+        pytorch,
+        safetensors,
+        savedmodel,
+        tensorrt,
+        tflite,
+    ):
+        for format_id, inspector in getattr(module, "INSPECTS", {}).items():
+            if format_id in table:
+                raise RuntimeError(f"two inspectors claim {format_id}")
+            table[format_id] = inspector
+    return table
+
+
+INSPECTORS: dict[str, Inspector] = _collect_inspectors()

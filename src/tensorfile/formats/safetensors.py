@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import re
 import struct
+from math import prod
+from pathlib import Path
 from typing import Any
 
-from ..model import CERTAIN, LIKELY, STRONG, Detection
+from ..dtypes import lookup, nbytes
+from ..errors import FormatError
+from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
+from ..source import FileSource, read_exact
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 _SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
@@ -133,3 +138,132 @@ def detect_dir(probe: DirProbe) -> Detection | None:
             {"weights_file": singles[0]},
         )
     return None
+
+
+# --- inspect --------------------------------------------------------------------------------------
+
+
+def tensors_from_header(
+    header: dict[str, Any], data_start: int, file_size: int, file_label: str
+) -> tuple[list[TensorInfo], list[str]]:
+    """TensorInfo for every header entry, plus warnings for entries that lie."""
+    tensors: list[TensorInfo] = []
+    warnings: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            warnings.append(f"{file_label}: entry {name!r} is not an object")
+            continue
+        try:
+            dtype = lookup(str(entry.get("dtype")))
+            shape = tuple(int(d) for d in entry.get("shape", ()))
+            begin, end = (int(x) for x in entry.get("data_offsets", ()))
+        except (KeyError, TypeError, ValueError):
+            warnings.append(f"{file_label}: tensor {name!r} has a malformed dtype, shape or data_offsets")
+            continue
+        if any(d < 0 for d in shape):
+            warnings.append(f"{file_label}: tensor {name!r} has a negative dimension")
+            continue
+        numel = prod(shape)
+        try:
+            expected = nbytes(dtype, numel)
+        except ValueError:
+            expected = -1
+        if end - begin != expected:
+            warnings.append(
+                f"{file_label}: tensor {name!r} spans {end - begin} bytes but {dtype.name}{list(shape)} "
+                f"needs {expected}"
+            )
+        if begin < 0 or end < begin or data_start + end > file_size:
+            warnings.append(f"{file_label}: tensor {name!r} data [{begin}, {end}) lies outside the file")
+        spans.append((begin, end, name))
+        tensors.append(
+            TensorInfo(name, dtype.name, shape, max(end - begin, 0), file_label, data_start + begin)
+        )
+    spans.sort()
+    reach, reach_name = 0, ""  # furthest end seen so far: catches spans nested in long ones too
+    for begin, end, name in spans:
+        if begin < reach and end > begin:
+            warnings.append(f"{file_label}: tensors {reach_name!r} and {name!r} overlap")
+            break
+        if end > reach:
+            reach, reach_name = end, name
+    return tensors, warnings
+
+
+def _read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
+    """(header, data start offset, file size) of one safetensors file, header bytes only."""
+    with FileSource(path) as source:
+        head = read_exact(source, 0, 8, "safetensors header length")
+        n = struct.unpack("<Q", head)[0]
+        if n > MAX_HEADER:
+            raise FormatError(f"safetensors header claims {n} bytes, over the 100 MB limit", path)
+        raw = read_exact(source, 8, n, "safetensors header")
+        size = source.size
+    try:
+        header = json.loads(raw)
+    except ValueError as exc:
+        raise FormatError(f"safetensors header is not valid JSON ({exc})", path) from None
+    if not isinstance(header, dict):
+        raise FormatError("safetensors header is not a JSON object", path)
+    return header, 8 + n, size
+
+
+def inspect_files(root: Path, files: list[Path], fmt: str) -> ModelInfo:
+    info = ModelInfo(str(root), fmt)
+    for path in files:
+        header, start, size = _read_file_header(path)
+        label = path.name if root.is_dir() or len(files) > 1 else str(path)
+        tensors, warnings = tensors_from_header(header, start, size, label)
+        info.tensors.extend(tensors)
+        info.warnings.extend(warnings)
+        info.files.append({"path": label, "size_bytes": size, "header_bytes": start - 8})
+        meta = header.get("__metadata__")
+        if isinstance(meta, dict) and not info.metadata:
+            info.metadata = {str(k): v for k, v in meta.items()}
+    return info
+
+
+def inspect_single(path: Path, ident: Identification) -> ModelInfo:
+    if path.is_dir():
+        return inspect_files(path, [path / ident.details["weights_file"]], "safetensors")
+    return inspect_files(path, [path], "safetensors")
+
+
+def inspect_sharded(path: Path, ident: Identification) -> ModelInfo:
+    folder = path if path.is_dir() else path.parent
+    shards = [folder / s for s in ident.details.get("shards", [])]
+    missing = [s.name for s in shards if not s.is_file()]
+    if missing:
+        raise FormatError(f"shard(s) missing: {', '.join(missing[:3])}", path)
+    info = inspect_files(folder, shards, "safetensors-sharded")
+    info.path = str(path)
+    total = ident.details.get("total_size")
+    if total is not None and total != info.total_bytes:
+        info.warnings.append(
+            f"index metadata.total_size is {total} but the shards hold {info.total_bytes} bytes"
+        )
+    index_name = ident.details.get("index")
+    if index_name:
+        info.metadata["index"] = index_name
+        _check_weight_map(folder / index_name, info)
+    return info
+
+
+def _check_weight_map(index_path: Path, info: ModelInfo) -> None:
+    try:
+        weight_map = json.loads(index_path.read_bytes()).get("weight_map", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    located = {t.name: t.file for t in info.tensors}
+    wrong = [n for n, f in weight_map.items() if located.get(n) != f]
+    if wrong:
+        info.warnings.append(f"{len(wrong)} index entries do not match the shards (e.g. {wrong[0]!r})")
+    extra = set(located) - set(weight_map)
+    if extra:
+        info.warnings.append(f"{len(extra)} tensors in the shards are missing from the index")
+
+
+INSPECTS = {"safetensors": inspect_single, "safetensors-sharded": inspect_sharded}

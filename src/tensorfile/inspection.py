@@ -1,0 +1,132 @@
+"""`inspect`: what is inside a model file or folder, from headers only, executing nothing.
+
+Data flow: path -> identify (which format) -> that format's inspector -> ModelInfo. Inspectors
+read headers, zip directories, pickles (symbolically) and protobuf fields up to the weights;
+they never read tensor data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import UnsupportedError
+from .identification import identify
+from .model import ModelInfo, TensorInfo
+
+# config.json keys (transformers' many spellings) -> our architecture hint names.
+_CONFIG_KEYS = {
+    "model_type": ("model_type",),
+    "architectures": ("architectures",),
+    "layers": ("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
+    "hidden_size": ("hidden_size", "n_embd", "d_model", "dim"),
+    "intermediate_size": ("intermediate_size", "ffn_dim", "n_inner"),
+    "heads": ("num_attention_heads", "n_head", "num_heads", "n_heads"),
+    "kv_heads": ("num_key_value_heads", "n_kv_heads", "num_kv_heads"),
+    "head_dim": ("head_dim",),
+    "vocab_size": ("vocab_size", "n_vocab"),
+    "context_length": ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"),
+    "experts": ("num_local_experts", "num_experts", "n_routed_experts"),
+    "experts_per_token": ("num_experts_per_tok", "moe_top_k"),
+    "sliding_window": ("sliding_window",),
+    "tie_word_embeddings": ("tie_word_embeddings",),
+    "torch_dtype": ("torch_dtype", "dtype"),
+}
+
+
+def inspect(path: str | os.PathLike[str]) -> ModelInfo:
+    """Describe a model file or folder. Raises UnsupportedError for unknown or unreadable formats."""
+    from .formats import INSPECTORS
+
+    p = Path(path)
+    ident = identify(p)
+    if not ident.known:
+        raise UnsupportedError(f"not a model file: {ident.reason}", p)
+    inspector = INSPECTORS.get(ident.format)
+    if inspector is None:
+        raise UnsupportedError(f"inspect does not read {ident.format} files yet", p)
+    info = inspector(p, ident)
+    if not info.architecture:
+        info.architecture = architecture_from_config(_config_near(p))
+    info.warnings = [*ident.warnings, *info.warnings]
+    return info
+
+
+def _config_near(path: Path) -> dict[str, Any] | None:
+    import json
+
+    folder = path if path.is_dir() else path.parent
+    config = folder / "config.json"
+    try:
+        if config.is_file() and config.stat().st_size < 16 * 1024 * 1024:
+            data = json.loads(config.read_bytes())
+            return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def architecture_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    if not config:
+        return {}
+    source = dict(config)
+    text = config.get("text_config")
+    if isinstance(text, dict):  # multimodal configs keep the language model's numbers here
+        source = {**text, **{k: v for k, v in config.items() if k not in text}}
+    hints: dict[str, Any] = {}
+    for name, keys in _CONFIG_KEYS.items():
+        for key in keys:
+            if key in source and source[key] is not None:
+                hints[name] = source[key]
+                break
+    if hints:
+        hints["source"] = "config.json"
+    return hints
+
+
+def select_tensors(
+    tensors: list[TensorInfo], pattern: str | None = None, sort: str | None = None, limit: int | None = None
+) -> list[TensorInfo]:
+    """The tensor table after --filter GLOB, --sort KEY and --limit N."""
+    import fnmatch
+
+    chosen = [t for t in tensors if pattern is None or fnmatch.fnmatchcase(t.name, pattern)]
+    if sort:
+        keys = {
+            "name": lambda t: t.name,
+            "size": lambda t: -t.nbytes,
+            "params": lambda t: -t.numel,
+            "dtype": lambda t: (t.dtype, t.name),
+            "offset": lambda t: (t.file or "", t.offset if t.offset is not None else -1),
+        }
+        if sort not in keys:
+            raise UnsupportedError(f"unknown sort key {sort!r}; choose from {', '.join(keys)}")
+        chosen.sort(key=keys[sort])
+    return chosen if limit is None else chosen[:limit]
+
+
+def group_layers(names: list[str]) -> list[tuple[str, int]]:
+    """Collapse numbered blocks: model.layers.0.x … model.layers.31.x -> ('model.layers.{0..31}', 32)."""
+    import re
+
+    pattern = re.compile(r"^(.*?\.)(\d+)\.")
+    groups: dict[str, set[int]] = {}
+    order: list[str] = []
+    singles: list[str] = []
+    for name in names:
+        match = pattern.match(name)
+        if match:
+            prefix = match.group(1)
+            if prefix not in groups:
+                groups[prefix] = set()
+                order.append(prefix)
+            groups[prefix].add(int(match.group(2)))
+        else:
+            singles.append(name)
+    result: list[tuple[str, int]] = []
+    for prefix in order:
+        ids = sorted(groups[prefix])
+        span = f"{ids[0]}..{ids[-1]}" if len(ids) > 1 else str(ids[0])
+        result.append((f"{prefix}{{{span}}}", len(ids)))
+    return result
