@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import struct
 import tarfile
+from pathlib import Path
 from typing import Any
 
-from ..errors import FormatError
-from ..model import CERTAIN, STRONG, Detection
+from ..errors import FormatError, UnsupportedError
+from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..picklevm import Call, Global, PickleResult, read_pickle
 from ..probe import FileProbe
+from ..torchpickle import ITEMSIZE, TensorRecord, collect_tensors
 
 # torch's legacy magic number 0x1950a86a20f9469cfc6c, pickled first in every legacy file.
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -239,3 +242,166 @@ def detect_legacy_tar(probe: FileProbe) -> Detection | None:
 
 def detect_file(probe: FileProbe) -> Detection | None:
     return detect_zip(probe) or detect_legacy(probe) or detect_legacy_tar(probe)
+
+
+# --- inspect --------------------------------------------------------------------------------------
+
+
+def _pickle_summary(result: PickleResult) -> dict[str, Any]:
+    imports = sorted({g.qualname for g in result.globals})
+    return {
+        "protocol": result.protocol,
+        "imports": imports,
+        "calls": len(result.calls),
+        "opcodes": result.opcode_count,
+    }
+
+
+def _to_tensors(
+    records: list[TensorRecord], storages: dict[str, tuple[int | None, int]], file_label: str, info: ModelInfo
+) -> None:
+    """TensorInfo from pickle records; `storages` maps key -> (absolute data offset or None, byte size)."""
+    missing: set[str] = set()
+    for rec in records:
+        itemsize = ITEMSIZE[rec.dtype]
+        nbytes = rec.numel * itemsize
+        located = storages.get(rec.storage_key)
+        offset = None
+        if located is None:
+            missing.add(rec.storage_key)
+        else:
+            start, size = located
+            extent = (
+                rec.storage_offset + sum((d - 1) * s for d, s in zip(rec.shape, rec.stride, strict=False)) + 1
+            )
+            if rec.numel and extent * itemsize > size:
+                info.warnings.append(
+                    f"tensor {rec.name!r} reaches past the end of its storage {rec.storage_key}"
+                )
+            if start is not None and rec.contiguous:
+                offset = start + rec.storage_offset * itemsize
+        info.tensors.append(TensorInfo(rec.name, rec.dtype, rec.shape, nbytes, file_label, offset, rec.role))
+    if missing:
+        raise FormatError(
+            f"storage record(s) {', '.join(sorted(missing)[:3])} missing from the file", info.path
+        )
+
+
+def _checkpoint(value: Any, info: ModelInfo) -> None:
+    kind, details = checkpoint_kind(value)
+    roles = info.parameters_by_role
+    info.checkpoint = {
+        "kind": kind,
+        "counters": details.get("counters", {}),
+        "top_level_keys": details.get("top_level_keys"),
+        "model_parameters": roles.get("weight", 0) + roles.get("buffer", 0),
+        "optimizer_parameters": roles.get("optimizer", 0),
+        "optimizer_tensors": sum(1 for t in info.tensors if t.role == "optimizer"),
+    }
+    if kind == "pickled-object":
+        info.checkpoint["class"] = details.get("class")
+
+
+def _zip_storages(probe: FileProbe, root: str, folder: str = "data") -> dict[str, tuple[int | None, int]]:
+    """Storage key -> (absolute offset of its bytes when stored uncompressed, size) for a torch zip."""
+    zf = probe._zip[0]
+    storages: dict[str, tuple[int | None, int]] = {}
+    if zf is None:
+        return storages
+    prefix = f"{root}{folder}/"
+    for entry in zf.infolist():
+        if not entry.filename.startswith(prefix):
+            continue
+        key = entry.filename[len(prefix) :]
+        offset = None
+        if entry.compress_type == 0:
+            local = probe.read(entry.header_offset, 30)
+            if len(local) == 30 and local[:4] == b"PK\x03\x04":
+                nlen, xlen = struct.unpack_from("<HH", local, 26)
+                offset = entry.header_offset + 30 + nlen + xlen
+        storages[key] = (offset, entry.file_size)
+    return storages
+
+
+def inspect_zip(path: Path, ident: Identification) -> ModelInfo:
+    probe = FileProbe(path)
+    try:
+        if probe.zip_error:
+            raise FormatError(probe.zip_error, path)
+        layout = archive_layout(probe.zip_names)
+        if layout is None:
+            raise FormatError("zip archive has no PyTorch data.pkl", path)
+        fmt, prefix = layout
+        root = prefix + "/" if prefix else ""
+        result = read_pickle(probe.zip_read(root + "data.pkl", MAX_PICKLE_READ), name=f"{path}:data.pkl")
+        info = ModelInfo(str(path), fmt, files=[{"path": str(path), "size_bytes": probe.size}])
+        records, unreadable = collect_tensors(result.value)
+        _to_tensors(records, _zip_storages(probe, root), str(path), info)
+        if unreadable:
+            info.warnings.append(f"{len(unreadable)} tensor records of unsupported kinds: {unreadable[0]}")
+        info.pickle = _pickle_summary(result)
+        info.metadata = {
+            "archive_prefix": prefix,
+            **{k: v for k, v in ident.details.items() if k in ("serialization_version",)},
+        }
+        if fmt == "torchscript":
+            info.metadata["code_files"] = sorted(
+                n for n in probe.zip_names if n.startswith(root + "code/") and n.endswith(".py")
+            )
+            if root + "constants.pkl" in probe.zip_names:
+                constants = read_pickle(probe.zip_read(root + "constants.pkl", MAX_PICKLE_READ))
+                const_records, _ = collect_tensors(constants.value)
+                info.metadata["constant_tensors"] = len(const_records)
+        else:
+            _checkpoint(result.value, info)
+        return info
+    finally:
+        probe.close()
+
+
+def inspect_legacy(path: Path, ident: Identification) -> ModelInfo:
+    if ident.details.get("container") == "tar":
+        raise UnsupportedError("the pre-1.0 tar layout of torch.save is not inspected yet", path)
+    probe = FileProbe(path)
+    try:
+        offset = 0
+        for _ in range(3):  # magic number, protocol version, sys_info
+            offset += _read_growing(probe, offset).end
+        data = _read_growing(probe, offset)
+        offset += data.end
+        keys_pickle = _read_growing(probe, offset)
+        offset += keys_pickle.end
+        keys = keys_pickle.value
+        if not isinstance(keys, list):
+            raise FormatError("legacy storage key list is not a list", path)
+        records, unreadable = collect_tensors(data.value)
+        dtype_of = {r.storage_key: r.dtype for r in records}
+        storages: dict[str, tuple[int | None, int]] = {}
+        for key in map(str, keys):  # each storage: int64 element count, then its raw bytes
+            header = probe.read(offset, 8)
+            if len(header) < 8:
+                raise FormatError(f"legacy storage {key} is cut short: truncated file", path)
+            numel = struct.unpack("<q", header)[0]
+            size = numel * ITEMSIZE.get(dtype_of.get(key, "U8"), 1)
+            if numel < 0 or offset + 8 + size > probe.size:
+                raise FormatError(
+                    f"legacy storage {key} claims {numel} elements, past the end of the file", path
+                )
+            storages[key] = (offset + 8, size)
+            offset += 8 + size
+        info = ModelInfo(str(path), "pytorch-legacy", files=[{"path": str(path), "size_bytes": probe.size}])
+        _to_tensors(records, storages, str(path), info)
+        if unreadable:
+            info.warnings.append(f"{len(unreadable)} tensor records of unsupported kinds: {unreadable[0]}")
+        info.pickle = _pickle_summary(data)
+        info.metadata = {k: v for k, v in ident.details.items() if k in ("sys_info", "protocol_version")}
+        locations = sorted({r.location for r in records if r.location})
+        if locations:
+            info.metadata["storage_locations"] = locations
+        _checkpoint(data.value, info)
+        return info
+    finally:
+        probe.close()
+
+
+INSPECTS = {"pytorch-zip": inspect_zip, "torchscript": inspect_zip, "pytorch-legacy": inspect_legacy}
