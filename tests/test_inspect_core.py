@@ -175,3 +175,41 @@ def test_select_and_group() -> None:
     assert select_tensors(tensors, sort="size", limit=1)[0].name == "lm_head.weight"
     with pytest.raises(UnsupportedError):
         select_tensors(tensors, sort="bogus")
+
+
+def test_npy_and_npz_match_numpy(tmp_path: Path) -> None:
+    arrays = {
+        "w": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "ids": np.arange(5, dtype=np.int64),
+        "mask": np.ones((2, 2), bool),
+        "h": np.zeros(7, np.float16),
+    }
+    npz = tmp_path / "weights.npz"
+    np.savez(npz, **arrays)
+    info = inspect(npz)
+    assert info.tensor_count == 4
+    assert {t.name: (t.dtype, t.shape) for t in info.tensors} == {
+        "w": ("F32", (3, 4)),
+        "ids": ("I64", (5,)),
+        "mask": ("BOOL", (2, 2)),
+        "h": ("F16", (7,)),
+    }
+    w = next(t for t in info.tensors if t.name == "w")
+    with npz.open("rb") as fh:
+        fh.seek(w.offset)
+        np.testing.assert_array_equal(np.frombuffer(fh.read(w.nbytes), np.float32).reshape(3, 4), arrays["w"])
+    compressed = tmp_path / "small.npz"
+    np.savez_compressed(compressed, **arrays)
+    cinfo = inspect(compressed)
+    assert cinfo.parameter_count == info.parameter_count == 12 + 5 + 4 + 7
+    assert cinfo.metadata["compressed"] is True and all(t.offset is None for t in cinfo.tensors)
+    npy = tmp_path / "one.npy"
+    np.save(npy, arrays["w"].T)  # fortran order: no contiguous C layout to point at
+    single = inspect(npy)
+    assert single.tensors[0].shape == (4, 3) and single.tensors[0].offset is None
+
+
+def test_npy_object_array_is_reported_not_counted(made: Callable[[str], Path]) -> None:
+    info = inspect(made("npy_object"))
+    assert info.tensor_count == 0
+    assert any("Python objects" in w for w in info.warnings)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import struct
+from math import prod
+from pathlib import Path
 from typing import Any
 
+from ..dtypes import lookup, nbytes
 from ..errors import FormatError
-from ..model import CERTAIN, STRONG, Detection
+from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import FileProbe
 
 MAGIC = b"\x93NUMPY"
@@ -90,3 +93,63 @@ def detect_file(probe: FileProbe) -> Detection | None:
             details["object_arrays"] = objects
             return Detection("numpy", CERTAIN, [f"zip of {len(names)} .npy members (npz)"], details)
     return None
+
+
+# --- inspect --------------------------------------------------------------------------------------
+
+
+def _npy_tensor(name: str, header: dict[str, Any], file_label: str, base: int | None) -> TensorInfo | None:
+    descr = header["descr"]
+    if not isinstance(descr, str):
+        return None  # structured dtype: not a tensor
+    dtype = lookup(descr)
+    shape = tuple(int(d) for d in header["shape"])
+    size = nbytes(dtype, prod(shape))
+    offset = None if base is None or header.get("fortran_order") else base + header["_data_offset"]
+    return TensorInfo(name, dtype.name, shape, size, file_label, offset)
+
+
+def inspect_file(path: Path, ident: Identification) -> ModelInfo:
+    probe = FileProbe(path)
+    try:
+        info = ModelInfo(str(path), "numpy", files=[{"path": str(path), "size_bytes": probe.size}])
+        members = [(path.stem, probe.head, 0)] if ident.details.get("container") == "npy" else []
+        if ident.details.get("container") == "npz":
+            zf = probe._zip[0]
+            if zf is None:
+                raise FormatError(probe.zip_error or "unreadable npz", path)
+            for entry in zf.infolist():
+                head = probe.zip_read_head(entry.filename, 65536)
+                base = None
+                if entry.compress_type == 0:  # np.savez stores: the array bytes sit in the file
+                    local = probe.read(entry.header_offset, 30)
+                    nlen, xlen = struct.unpack_from("<HH", local, 26)
+                    base = entry.header_offset + 30 + nlen + xlen
+                members.append((entry.filename.removesuffix(".npy"), head, base))
+            info.metadata["compressed"] = any(e.compress_type != 0 for e in zf.infolist())
+        for name, head, base in members:
+            header = parse_npy_header(head)
+            if header is None:
+                raise FormatError(f"array {name!r} has an unreadable .npy header", path)
+            if has_objects(header["descr"]):
+                info.warnings.append(f"array {name!r} holds Python objects (loading it needs pickle)")
+                continue
+            try:
+                tensor = _npy_tensor(name, header, str(path), base)
+            except (KeyError, ValueError):
+                info.warnings.append(
+                    f"array {name!r} has dtype {header['descr']!r}, which is not a tensor type"
+                )
+                continue
+            if tensor is None:
+                info.warnings.append(f"array {name!r} has a structured dtype")
+                continue
+            if tensor.offset is not None and tensor.offset + tensor.nbytes > probe.size:
+                info.warnings.append(f"array {name!r} data runs past the end of the file")
+            info.tensors.append(tensor)
+        return info
+    finally:
+        probe.close()
+
+
+INSPECTS = {"numpy": inspect_file}
