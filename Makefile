@@ -19,10 +19,11 @@ $(VENV)/.test: pyproject.toml $(VENV)/.core
 	$(PIP) install -e ".[test]"
 	touch $@
 
-## demo: install the tool and run it on the bundled real model files
+## demo: install the tool, identify the bundled real model files and inspect two of them
 demo: $(VENV)/.core
 	$(BIN)/tensorfile identify examples/models/*
-	$(BIN)/tensorfile identify --json examples/models/tiny-llama.safetensors
+	$(BIN)/tensorfile inspect examples/models/tiny-llama-q8_0.gguf --limit 8
+	$(BIN)/tensorfile inspect examples/models/training-checkpoint.ckpt
 
 ## test: install the test dependencies, lint, and run the whole suite on 2 workers
 test: $(VENV)/.test

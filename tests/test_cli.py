@@ -123,3 +123,52 @@ def test_readme_demo_files_all_identified() -> None:
     }
     suspicious = next(r for r in doc["results"] if r["path"].endswith("suspicious.safetensors"))
     assert suspicious["can_execute_code"] is True and suspicious["warnings"]
+
+
+def test_inspect_json_document(made: Callable[[str], Path]) -> None:
+    proc = tf("inspect", "--json", str(made("safetensors")))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    for key in (
+        "format",
+        "tensor_count",
+        "parameter_count",
+        "parameters_by_dtype",
+        "tensor_types",
+        "total_bytes",
+        "tensors",
+        "metadata",
+        "quantization",
+    ):
+        assert key in doc, key
+    assert doc["quantization"] is None
+    assert set(doc["tensors"][0]) >= {"name", "dtype", "shape", "nbytes", "file", "offset"}
+    filtered = json.loads(
+        tf(
+            "inspect",
+            "--json",
+            "--filter",
+            "layers.*",
+            "--sort",
+            "size",
+            "--limit",
+            "2",
+            str(made("safetensors")),
+        ).stdout
+    )
+    assert [t["name"] for t in filtered["tensors"]] == [
+        "layers.0.attn.q_proj.weight",
+        "layers.0.attn.q_proj.bias",
+    ]
+    assert filtered["tensor_count"] == 5  # the summary still describes the whole model
+
+
+def test_inspect_table_and_errors(made: Callable[[str], Path], tmp_path: Path) -> None:
+    proc = tf("inspect", str(made("gguf")))
+    assert proc.returncode == 0 and "tensor types" in proc.stdout and "token_embd.weight" in proc.stdout
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    bad = tf("inspect", str(text))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a model file" in bad.stderr
+    missing = tf("inspect", str(tmp_path / "nope.gguf"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr

@@ -85,6 +85,43 @@ def identify(paths: tuple[str, ...], recursive: bool, as_json: bool, verbose: bo
 
 
 @app.command()
+@click.argument("path")
+@json_option
+@click.option(
+    "--filter", "pattern", default=None, metavar="GLOB", help="Only tensors whose name matches GLOB."
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["name", "size", "params", "dtype", "offset"]),
+    default=None,
+    help="Order of the tensor table (default: file order).",
+)
+@click.option(
+    "--limit", type=int, default=None, help="Show at most N tensors (default 40 in tables, all in JSON)."
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every tensor in the table.")
+def inspect(
+    path: str, as_json: bool, pattern: str | None, sort: str | None, limit: int | None, show_all: bool
+) -> None:
+    """Show what is inside a model file or folder, from its headers only: tensors, parameter counts,
+    dtypes, structure, quantization, training state and metadata. Nothing is loaded or executed."""
+    from .inspection import inspect as inspect_model
+    from .inspection import select_tensors
+
+    info = inspect_model(path)
+    if limit is not None and limit < 0:
+        raise _fail("--limit must be 0 or more")
+    if as_json:
+        _print_json(info.to_dict(select_tensors(info.tensors, pattern, sort, limit)))
+        return
+    from .render import inspect_report
+
+    shown_limit = None if show_all else (40 if limit is None else limit)
+    chosen = select_tensors(info.tensors, pattern, sort)
+    inspect_report(_console(), info, chosen, shown_limit)
+
+
+@app.command()
 @json_option
 @click.option("--family", default=None, help="Only formats of this family.")
 def formats(as_json: bool, family: str | None) -> None:

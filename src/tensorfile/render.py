@@ -96,3 +96,108 @@ def explain_table(console: Console, line: str, parts: Sequence[dict[str, Any]]) 
     for p in parts:
         table.add_row(str(p.get("name")), str(p.get("description", "")), str(p.get("role", "")))
     console.print(table)
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _short(value: Any, width: int = 90) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: int | None) -> None:
+    """Summary, structure, quantization, checkpoint, metadata, then the tensor table."""
+    from .inspection import group_layers
+
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    size = sum(int(f.get("size_bytes", 0)) for f in info.files)
+    summary.add_row("path", info.path)
+    summary.add_row("format", info.format)
+    summary.add_row("files", f"{len(info.files)} ({human_bytes(size)})")
+    summary.add_row("tensors", f"{info.tensor_count:,}")
+    summary.add_row("parameters", f"{info.parameter_count:,} ({human_count(info.parameter_count)})")
+    summary.add_row("tensor types", info.tensor_types or "-")
+    by_dtype = ", ".join(f"{k} {human_count(v)}" for k, v in info.parameters_by_dtype.items())
+    summary.add_row("by dtype", by_dtype or "-")
+    roles = info.parameters_by_role
+    if set(roles) - {"weight"}:
+        summary.add_row("by role", ", ".join(f"{k} {human_count(v)}" for k, v in roles.items()))
+    summary.add_row("tensor bytes", human_bytes(info.total_bytes))
+    if info.architecture:
+        summary.add_row(
+            "architecture", ", ".join(f"{k}={v}" for k, v in info.architecture.items() if k != "source")
+        )
+    groups = group_layers([t.name for t in info.tensors])
+    if groups:
+        summary.add_row("blocks", ", ".join(f"{name} ×{n}" for name, n in groups[:6]))
+    if info.quantization:
+        q = info.quantization
+        summary.add_row("quantization", ", ".join(f"{k}={v}" for k, v in q.items() if k != "types"))
+    if info.checkpoint:
+        c = info.checkpoint
+        parts = [str(c.get("kind"))]
+        if c.get("optimizer_tensors"):
+            parts.append(
+                f"optimizer: {c['optimizer_tensors']} tensors, {human_count(c['optimizer_parameters'])}"
+            )
+        if c.get("counters"):
+            parts.append(", ".join(f"{k}={v}" for k, v in c["counters"].items()))
+        summary.add_row("checkpoint", "; ".join(parts))
+    if info.pickle:
+        imports = info.pickle.get("imports", [])
+        summary.add_row("pickle imports", _short(", ".join(imports)) if imports else "none")
+    for key, value in list(info.metadata.items())[:24]:
+        summary.add_row(f"· {key}", _short(value))
+    if len(info.metadata) > 24:
+        summary.add_row("·", f"… {len(info.metadata) - 24} more metadata keys (--json shows all)")
+    console.print(summary)
+    for name, part in info.components.items():
+        console.print(
+            f"  component [bold]{name}[/bold]: {part.format}, {part.tensor_count} tensors, "
+            f"{human_count(part.parameter_count)} parameters, {part.tensor_types}"
+        )
+    if tensors:
+        shown = tensors if limit is None or limit == 0 else tensors[:limit]
+        table = Table(header_style="bold", show_edge=False)
+        for col, justify in (
+            ("name", "left"),
+            ("dtype", "left"),
+            ("shape", "left"),
+            ("params", "right"),
+            ("bytes", "right"),
+            ("offset", "right"),
+        ):
+            table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for t in shown:
+            offset = "-" if t.offset is None else f"{t.offset:,}"
+            table.add_row(
+                t.name,
+                t.dtype,
+                "×".join(map(str, t.shape)) or "scalar",
+                f"{t.numel:,}",
+                human_bytes(t.nbytes),
+                offset,
+            )
+        console.print(table)
+        if len(shown) < len(tensors):
+            console.print(
+                f"[dim]… {len(tensors) - len(shown)} more tensors (--all, --limit N, --filter GLOB)[/dim]"
+            )
+    for w in info.warnings:
+        console.print(Text("⚠ ", style="yellow") + Text(w))
