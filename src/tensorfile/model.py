@@ -154,6 +154,17 @@ class ModelInfo:
 
         return tensor_types_line(self.parameters_by_dtype)
 
+    def summary(self) -> dict[str, Any]:
+        """The counts without the tensor list (for Diffusers components)."""
+        return {
+            "format": self.format,
+            "tensor_count": self.tensor_count,
+            "parameter_count": self.parameter_count,
+            "parameters_by_dtype": self.parameters_by_dtype,
+            "tensor_types": self.tensor_types,
+            "total_bytes": self.total_bytes,
+        }
+
     def to_dict(self, tensors: list[TensorInfo] | None = None) -> dict[str, Any]:
         shown = self.tensors if tensors is None else tensors
         return {
@@ -172,7 +183,7 @@ class ModelInfo:
             "quantization": self.quantization,
             "checkpoint": self.checkpoint,
             "pickle": self.pickle,
-            "components": {k: v.to_dict() for k, v in self.components.items()},
+            "components": {k: v.summary() for k, v in self.components.items()},
             "warnings": self.warnings,
             "tensors": [t.to_dict() for t in shown],
         }

@@ -6,11 +6,12 @@ it when the config and the tensor names agree, and say so when only one of them 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import TensorfileError
-from ..model import CERTAIN, LIKELY, STRONG, Detection
+from ..errors import TensorfileError, UnsupportedError
+from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
 from . import safetensors as st
 
@@ -178,3 +179,136 @@ def detect_diffusers_dir(probe: DirProbe) -> Detection | None:
             ["model_index.json lacks _class_name/_diffusers_version"],
         )
     return None
+
+
+# --- inspect --------------------------------------------------------------------------------------
+
+_GPTQ_AUX = (".qzeros", ".scales", ".g_idx", ".bias_zero", ".wf")
+_BNB_AUX = (".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".SCB", ".weight_format")
+
+
+def _weights_files(folder: Path) -> list[Path]:
+    """The folder's safetensors in index order (or the single file)."""
+    for index in sorted(folder.glob("*.safetensors.index.json")):
+        try:
+            weight_map = json.loads(index.read_bytes()).get("weight_map", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        return [folder / name for name in sorted(set(weight_map.values()))]
+    return sorted(folder.glob("*.safetensors"))
+
+
+def _is_aux(name: str, method: str) -> bool:
+    if method in ("gptq", "awq"):
+        return name.endswith(_GPTQ_AUX)
+    return method == "bitsandbytes" and (name.endswith(_BNB_AUX) or ".quant_state." in name)
+
+
+def _mark_roles_and_logical(info: ModelInfo, method: str, bits: int) -> tuple[int, list[str]]:
+    """Tag quantization side tensors and count the original model's parameters."""
+    pack = 32 // bits if bits in (2, 3, 4, 8) and 32 % bits == 0 else 8
+    logical = 0
+    quantized: list[str] = []
+    for t in info.tensors:
+        if _is_aux(t.name, method):
+            t.role = "quant-aux"
+        elif method in ("gptq", "awq") and t.name.endswith(".qweight") and len(t.shape) == 2:
+            # GPTQ packs along the input dim ([in/pack, out]); AWQ along the output dim ([in, out/pack]).
+            logical += t.shape[0] * t.shape[1] * pack
+            quantized.append(t.name.removesuffix(".qweight"))
+        elif method == "bitsandbytes" and t.dtype == "U8" and t.name.endswith(".weight"):
+            logical += t.numel * 2  # two 4-bit values per byte
+            quantized.append(t.name.removesuffix(".weight"))
+        elif method == "bitsandbytes" and t.dtype == "I8" and t.name.endswith(".weight"):
+            logical += t.numel
+            quantized.append(t.name.removesuffix(".weight"))
+        else:
+            logical += t.numel
+    return logical, quantized
+
+
+def inspect_quantized(path: Path, ident: Identification) -> ModelInfo:
+    folder = path if path.is_dir() else path.parent
+    files = [path] if path.is_file() else _weights_files(folder)
+    if not files:
+        raise UnsupportedError(
+            f"{ident.format} folder without safetensors weights (pickled .bin not read yet)", path
+        )
+    info = st.inspect_files(folder if path.is_dir() else path, files, ident.format)
+    info.path = str(path)
+    config = DirProbe(folder).read_json("config.json")
+    found = quant_from_config(config)
+    qc = found[1] if found else {}
+    method = ident.format
+    bits = int(qc.get("bits", 4 if method != "bitsandbytes" or qc.get("load_in_4bit") else 8))
+    if method == "bitsandbytes":
+        bits = (
+            4
+            if qc.get("load_in_4bit") or any(".quant_state.bitsandbytes__" in t.name for t in info.tensors)
+            else 8
+        )
+    logical, quantized = _mark_roles_and_logical(info, method, bits)
+    info.quantization = {
+        **quant_summary(method, qc),
+        "method": method,
+        "bits": bits,
+        "group_size": qc.get("group_size", 64 if method == "bitsandbytes" and bits == 4 else None),
+        "quantized_layers": len(quantized),
+        "quantized_layer_names": quantized[:64],
+        "stored_parameter_count": info.parameter_count,
+        "logical_parameter_count": logical,
+    }
+    if method == "bitsandbytes" and bits == 4:
+        info.quantization["quant_type"] = qc.get("bnb_4bit_quant_type") or (
+            "nf4" if any(t.name.endswith("__nf4") for t in info.tensors) else "fp4"
+        )
+        info.quantization["double_quant"] = bool(qc.get("bnb_4bit_use_double_quant")) or any(
+            t.name.endswith(".nested_absmax") for t in info.tensors
+        )
+    return info
+
+
+def inspect_diffusers(path: Path, ident: Identification) -> ModelInfo:
+    from ..inspection import inspect
+
+    metadata = dict(ident.details)
+    if ident.details.get("single_component"):
+        info = _component_weights(path)
+        info.path, info.format, info.metadata = str(path), "diffusers", metadata
+        return info
+    info = ModelInfo(str(path), "diffusers", metadata=metadata)
+    for name in ident.details.get("components_present", []):
+        folder = path / name
+        try:
+            # Diffusers' own parts (unet, vae) hold diffusion_pytorch_model*; others (text
+            # encoders from transformers) are ordinary model folders.
+            is_diffusers_part = "_diffusers_version" in (DirProbe(folder).read_json("config.json") or {})
+            part = _component_weights(folder) if is_diffusers_part else inspect(folder)
+        except TensorfileError as exc:
+            info.warnings.append(f"component {name}: {exc.message}")
+            continue
+        info.components[name] = part
+        info.files.extend({**f, "path": f"{name}/{Path(f['path']).name}"} for f in part.files)
+        for t in part.tensors:
+            label = f"{name}/{Path(t.file or '').name}"
+            info.tensors.append(
+                TensorInfo(f"{name}/{t.name}", t.dtype, t.shape, t.nbytes, label, t.offset, t.role)
+            )
+    return info
+
+
+def _component_weights(folder: Path) -> ModelInfo:
+    files = sorted(folder.glob("diffusion_pytorch_model*.safetensors")) or sorted(
+        folder.glob("*.safetensors")
+    )
+    if not files:
+        raise UnsupportedError("component has no safetensors weights", folder)
+    return st.inspect_files(folder, files, "safetensors")
+
+
+INSPECTS = {
+    "awq": inspect_quantized,
+    "gptq": inspect_quantized,
+    "bitsandbytes": inspect_quantized,
+    "diffusers": inspect_diffusers,
+}
