@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,11 +92,19 @@ def read_pickle(data: bytes | memoryview, *, name: str = "<pickle>", offset: int
     return _run(stream, name)
 
 
-def read_pickle_stream(stream: io.BufferedIOBase, *, name: str = "<pickle>") -> PickleResult:
-    return _run(stream, name)
+# Called after BUILD on any object: joblib writes raw array bytes right after its array wrapper,
+# and the hook may consume them from the stream before opcodes resume.
+RawDataHook = Callable[[Call, Any], None]
 
 
-def _run(stream: Any, name: str) -> PickleResult:
+def read_pickle_stream(
+    stream: Any, *, name: str = "<pickle>", raw_data_hook: RawDataHook | None = None
+) -> PickleResult:
+    """Run one pickle program from a file-like stream."""
+    return _run(stream, name, raw_data_hook)
+
+
+def _run(stream: Any, name: str, raw_data_hook: RawDataHook | None = None) -> PickleResult:
     stack: list[Any] = []
     metastack: list[list[Any]] = []
     memo: dict[int, Any] = {}
@@ -286,6 +295,8 @@ def _run(stream: Any, name: str) -> PickleResult:
                 target = stack[-1] if stack else None
                 if isinstance(target, Call):
                     target.state = state
+                    if raw_data_hook is not None:
+                        raw_data_hook(target, stream)
                 else:
                     # BUILD on a plain value: keep the value, record that state was applied.
                     calls.append(Call(Global("builtins", "setstate"), (target, state), "build", pos))

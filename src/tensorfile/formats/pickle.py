@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import zlib
+from math import prod
+from pathlib import Path
 from typing import Any
 
-from ..errors import FormatError
-from ..model import CERTAIN, LIKELY, STRONG, Detection
-from ..picklevm import is_pickle_start, parses_as_pickle, read_pickle, scan_globals
+from ..dtypes import lookup, nbytes
+from ..errors import FormatError, UnsupportedError
+from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
+from ..picklevm import (
+    Call,
+    Global,
+    is_pickle_start,
+    parses_as_pickle,
+    read_pickle,
+    read_pickle_stream,
+    scan_globals,
+)
 from ..probe import FileProbe
 from .pytorch import legacy_magic_at
 
@@ -89,3 +101,168 @@ def detect_file(probe: FileProbe) -> Detection | None:
     if compression is None and probe.size <= len(head) and _whole_file_is_one_pickle(head):
         confidence = CERTAIN
     return Detection("pickle", confidence, evidence, details)
+
+
+# --- inspect --------------------------------------------------------------------------------------
+
+_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_RECONSTRUCT = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
+
+
+class _Forward(io.RawIOBase):
+    """A forward-only readable stream over a decompressor, so joblib's raw bytes can be skipped."""
+
+    def __init__(self, raw: Any, decompressor: Any) -> None:
+        self._raw = raw
+        self._dec = decompressor
+        self._buf = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                self._buf += self._dec.flush() if hasattr(self._dec, "flush") else b""
+                break
+            self._buf += self._dec.decompress(chunk)
+        out = self._buf if size < 0 else self._buf[:size]
+        self._buf = self._buf[len(out) :]
+        self._pos += len(out)
+        return out
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self._pos + offset
+        if target < self._pos:
+            raise OSError("cannot seek backwards in a compressed stream")
+        while self._pos < target:
+            if not self.read(min(target - self._pos, 1 << 20)):
+                break
+        return self._pos
+
+
+def _open_stream(path: Path, compression: str | None) -> Any:
+    raw = path.open("rb")
+    if compression is None:
+        return raw
+    decompressors = {
+        "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+        "zlib": zlib.decompressobj,
+        "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
+        "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
+        "bz2": bz2.BZ2Decompressor,
+    }
+    if compression not in decompressors:
+        raw.close()
+        raise UnsupportedError(f"{compression} pickles are not inspected yet", path)
+    return _Forward(raw, decompressors[compression]())
+
+
+def _dtype_from_call(value: Any) -> str | None:
+    """'<f4' from a pickled numpy.dtype(...) call with its state (version, byteorder, …)."""
+    if not isinstance(value, Call) or not value.args or not isinstance(value.args[0], str):
+        return None
+    order = value.state[1] if isinstance(value.state, tuple) and len(value.state) > 1 else "|"
+    return f"{order if order in '<>|=' else '|'}{value.args[0]}"
+
+
+def inspect_file(path: Path, ident: Identification) -> ModelInfo:
+    compression = ident.details.get("compression")
+    arrays: dict[int, tuple[int | None, int]] = {}  # id(wrapper call) -> (data offset, nbytes)
+    warnings: list[str] = []
+
+    def joblib_arrays(call: Call, stream: Any) -> None:
+        if (
+            not isinstance(call.func, Global)
+            or call.func.qualname != _WRAPPER
+            or not isinstance(call.state, dict)
+        ):
+            return
+        state = call.state
+        dtype_text = _dtype_from_call(state.get("dtype"))
+        shape = state.get("shape")
+        if dtype_text is None or not isinstance(shape, tuple) or "O" in dtype_text:
+            # Object arrays are pickled inline right after the wrapper: the VM reads them as opcodes.
+            if dtype_text and "O" in dtype_text:
+                warnings.append("joblib object array: its elements are pickled Python objects")
+                read_pickle_stream(stream, name=str(path))
+            return
+        if "numpy_array_alignment_bytes" in state:  # joblib >= 1.2 pads the data to 16 bytes
+            pad = stream.read(1)
+            stream.seek(stream.tell() + (pad[0] if pad else 0))
+        size = nbytes(lookup(dtype_text), prod(shape))
+        start = stream.tell()
+        stream.seek(start + size)
+        arrays[id(call)] = (start if compression is None else None, size)
+
+    stream = _open_stream(path, compression)
+    try:
+        result = read_pickle_stream(stream, name=str(path), raw_data_hook=joblib_arrays)
+    finally:
+        stream.close()
+    info = ModelInfo(str(path), "pickle", files=[{"path": str(path), "size_bytes": path.stat().st_size}])
+    info.pickle = {
+        "protocol": result.protocol,
+        "imports": sorted({g.qualname for g in result.globals}),
+        "calls": len(result.calls),
+        "compression": compression,
+    }
+    if ident.details.get("producer"):
+        info.metadata["producer"] = ident.details["producer"]
+    info.warnings.extend(warnings)
+    for name, call in _array_calls(result.value):
+        if id(call) in arrays:
+            offset, size = arrays[id(call)]
+            state = call.state
+            dtype = lookup(_dtype_from_call(state["dtype"]) or "|u1")
+            info.tensors.append(TensorInfo(name, dtype.name, tuple(state["shape"]), size, str(path), offset))
+        elif isinstance(call.state, tuple) and len(call.state) >= 5:  # numpy _reconstruct + BUILD
+            _version, shape, dtype_call, _fortran, _raw = call.state[:5]
+            dtype_text = _dtype_from_call(dtype_call)
+            if dtype_text and "O" not in dtype_text and isinstance(shape, tuple):
+                dtype = lookup(dtype_text)
+                info.tensors.append(
+                    TensorInfo(name, dtype.name, shape, nbytes(dtype, prod(shape)), str(path))
+                )
+    return info
+
+
+def _array_calls(root: Any) -> list[tuple[str, Call]]:
+    """(path, call) for every numpy array (joblib wrapper or ndarray _reconstruct) in the tree."""
+    found: list[tuple[str, Call]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, (dict, list, tuple, Call)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+        if isinstance(value, Call):
+            qualname = value.func.qualname if isinstance(value.func, Global) else ""
+            if qualname == _WRAPPER or qualname in _RECONSTRUCT:
+                found.append((path or "array", value))
+                continue
+            children = list(value.items.items())
+            if isinstance(value.state, dict):
+                children += list(value.state.items())
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(children))
+            stack.extend(
+                (v, f"{path}.{i}" if path else str(i)) for i, v in reversed(list(enumerate(value.list_items)))
+            )
+        elif isinstance(value, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(list(value.items())))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in reversed(list(enumerate(value))))
+    return found
+
+
+INSPECTS = {"pickle": inspect_file}
