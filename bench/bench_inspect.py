@@ -185,7 +185,7 @@ def main() -> None:
     target = int(args.gb * (1 << 30))
     shapes = llama_shapes(target)
     rows = []
-    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         cases = [
             ("safetensors", "model.safetensors", make_safetensors, shapes),
             ("gguf", "model.gguf", make_gguf, shapes),
