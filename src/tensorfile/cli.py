@@ -6,6 +6,7 @@ With --json every command prints exactly one JSON document on stdout and nothing
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -118,7 +119,15 @@ def inspect(
 
     shown_limit = None if show_all else (40 if limit is None else limit)
     chosen = select_tensors(info.tensors, pattern, sort)
-    inspect_report(_console(), info, chosen, shown_limit)
+    console = _console()
+    rows = len(chosen) if not shown_limit else min(len(chosen), shown_limit)
+    if console.is_terminal and rows + 30 > console.height:
+        # A long table goes through the pager (less -R keeps the colours) instead of scrolling away.
+        os.environ.setdefault("LESS", "-R")
+        with console.pager(styles=True):
+            inspect_report(console, info, chosen, shown_limit)
+    else:
+        inspect_report(console, info, chosen, shown_limit)
 
 
 @app.command()
