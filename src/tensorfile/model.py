@@ -74,6 +74,14 @@ class Identification:
 ROLES = ("weight", "buffer", "optimizer", "constant", "quant-aux")
 
 
+def add_warning(warnings: list[str], message: str, limit: int = 100) -> None:
+    """Record a problem; a hostile file can lie about every tensor, so the list stays readable."""
+    if len(warnings) < limit:
+        warnings.append(message)
+    elif len(warnings) == limit:
+        warnings.append("more problems not listed")
+
+
 @dataclass
 class TensorInfo:
     """One stored tensor, described from headers only."""
