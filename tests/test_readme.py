@@ -1,4 +1,4 @@
-"""The README's Python examples run as written, from the project root."""
+"""The README's Python examples run as written, from the project root, and print what they say."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+# What each block prints, in README order.
+EXPECTED = [
+    "no/such/file.pt: no such file or directory",
+    "F32 ['model_state_dict.weight', 'model_state_dict.bias']",
+]
 
 
-def test_readme_has_python_examples() -> None:
-    assert BLOCKS
+def test_every_block_has_an_expectation() -> None:
+    assert len(BLOCKS) == len(EXPECTED)
 
 
-@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+@pytest.mark.parametrize(("code", "expected"), list(zip(BLOCKS, EXPECTED, strict=False)))
 def test_readme_example_runs(
-    code: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    code: str, expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(ROOT)
     exec(compile(code, "README.md", "exec"), {})  # our own documentation
-    out = capsys.readouterr().out
-    assert "no/such/file.pt: no such file or directory" in out
+    assert expected in capsys.readouterr().out

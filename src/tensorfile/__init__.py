@@ -5,6 +5,8 @@ Public API::
     import tensorfile
     info = tensorfile.identify("model.safetensors")
     info.format, info.can_execute_code, info.evidence
+    model = tensorfile.inspect("model.safetensors")
+    model.parameter_count, model.tensor_types, model.tensors[0].shape
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from .errors import FormatError, InputError, TensorfileError, UnsupportedError, 
 
 if TYPE_CHECKING:
     from .identification import identify
-    from .model import Identification
+    from .inspection import inspect
+    from .model import Identification, ModelInfo, TensorInfo
 
 __version__ = "0.1.0"
 
@@ -23,11 +26,14 @@ __all__ = [
     "FormatError",
     "Identification",
     "InputError",
+    "ModelInfo",
+    "TensorInfo",
     "TensorfileError",
     "UnsupportedError",
     "UsageError",
     "__version__",
     "identify",
+    "inspect",
 ]
 
 
@@ -37,8 +43,12 @@ def __getattr__(name: str) -> Any:
         from .identification import identify
 
         return identify
-    if name == "Identification":
-        from .model import Identification
+    if name == "inspect":
+        from .inspection import inspect
 
-        return Identification
+        return inspect
+    if name in ("Identification", "ModelInfo", "TensorInfo"):
+        from . import model
+
+        return getattr(model, name)
     raise AttributeError(f"module 'tensorfile' has no attribute {name!r}")
