@@ -119,6 +119,24 @@ def _short(value: Any, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _checkpoint_line(checkpoint: dict[str, Any]) -> str:
+    """kind; then counters and sub-summaries, whatever shape the format's reader gave them."""
+    parts = [str(checkpoint.get("kind"))]
+    for key, value in checkpoint.items():
+        if key in ("kind", "top_level_keys", "class") or value in (None, {}, 0):
+            continue
+        if isinstance(value, dict):
+            if "tensor_count" in value:
+                extra = f", {value['class']}" if value.get("class") else ""
+                count = human_count(int(value.get("parameter_count", 0)))
+                parts.append(f"{key}: {value['tensor_count']} tensors, {count}{extra}")
+            else:
+                parts.append(", ".join(f"{k}={v}" for k, v in value.items()))
+        elif isinstance(value, (int, float, str)):
+            parts.append(f"{key}={human_count(value) if isinstance(value, int) else value}")
+    return "; ".join(parts)
+
+
 def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: int | None) -> None:
     """Summary, structure, quantization, checkpoint, metadata, then the tensor table."""
     from .inspection import group_layers
@@ -150,15 +168,7 @@ def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: i
         q = info.quantization
         summary.add_row("quantization", ", ".join(f"{k}={v}" for k, v in q.items() if k != "types"))
     if info.checkpoint:
-        c = info.checkpoint
-        parts = [str(c.get("kind"))]
-        if c.get("optimizer_tensors"):
-            parts.append(
-                f"optimizer: {c['optimizer_tensors']} tensors, {human_count(c['optimizer_parameters'])}"
-            )
-        if c.get("counters"):
-            parts.append(", ".join(f"{k}={v}" for k, v in c["counters"].items()))
-        summary.add_row("checkpoint", "; ".join(parts))
+        summary.add_row("checkpoint", _checkpoint_line(info.checkpoint))
     if info.pickle:
         imports = info.pickle.get("imports", [])
         summary.add_row("pickle imports", _short(", ".join(imports)) if imports else "none")
