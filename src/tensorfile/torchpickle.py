@@ -91,14 +91,14 @@ ITEMSIZE = {
 
 MAX_VISITS_PER_OBJECT = 64
 MAX_DEPTH = 256
-_OPTIMIZER_KEYS = {
+OPTIMIZER_KEYS = (
     "optimizer",
     "optimizer_state_dict",
     "optimizer_states",
     "optim",
     "opt_state",
     "optimizers",
-}
+)
 _MODULE_SLOTS = {"_parameters": "weight", "_buffers": "buffer"}
 
 
@@ -247,6 +247,6 @@ def _join(path: str, key: Any) -> str:
 
 
 def _role_for(key: Any, inherited: str, optimizer_role: bool) -> str:
-    if optimizer_role and isinstance(key, str) and key.lower() in _OPTIMIZER_KEYS:
+    if optimizer_role and isinstance(key, str) and key.lower() in OPTIMIZER_KEYS:
         return "optimizer"
     return inherited

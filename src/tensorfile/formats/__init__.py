@@ -68,27 +68,15 @@ DIR_DETECTORS: tuple[DirDetector, ...] = (
 )
 
 
+_FORMAT_MODULES = tuple(
+    m for m in globals().values() if getattr(m, "__name__", "").startswith(__name__ + ".")
+)
+
+
 def _collect_inspectors() -> dict[str, Inspector]:
     """format id -> inspector, from every module's `INSPECTS` table."""
     table: dict[str, Inspector] = {}
-    for module in (
-        caffe,
-        coreml,
-        flax,
-        gguf,
-        hf,
-        keras,
-        numpy,
-        onnx,
-        openvino,
-        pickle,
-        pmml,
-        pytorch,
-        safetensors,
-        savedmodel,
-        tensorrt,
-        tflite,
-    ):
+    for module in _FORMAT_MODULES:
         for format_id, inspector in getattr(module, "INSPECTS", {}).items():
             if format_id in table:
                 raise RuntimeError(f"two inspectors claim {format_id}")

@@ -13,7 +13,7 @@ from ..errors import FormatError, UnsupportedError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..picklevm import Call, Global, PickleResult, read_pickle
 from ..probe import FileProbe
-from ..torchpickle import ITEMSIZE, TensorRecord, collect_tensors
+from ..torchpickle import ITEMSIZE, OPTIMIZER_KEYS, TensorRecord, collect_tensors
 
 # torch's legacy magic number 0x1950a86a20f9469cfc6c, pickled first in every legacy file.
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -22,14 +22,6 @@ _LEGACY_MAGIC_P0 = b"L" + str(LEGACY_MAGIC_NUMBER).encode() + b"L\n"
 _LEGACY_TAR_MEMBERS = {"sys_info", "pickle", "storages", "tensors"}
 MAX_PICKLE_READ = 64 * 1024 * 1024
 
-_OPTIMIZER_KEYS = (
-    "optimizer",
-    "optimizer_state_dict",
-    "optimizer_states",
-    "optim",
-    "opt_state",
-    "optimizers",
-)
 _MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "model_state", "ema", "params")
 _COUNTER_KEYS = (
     "epoch",
@@ -96,7 +88,7 @@ def checkpoint_kind(value: Any) -> tuple[str, dict[str, Any]]:
     lowered = {k.lower(): k for k in keys}
     if "pytorch-lightning_version" in lowered:
         return "lightning-checkpoint", info
-    optimizer = [lowered[k] for k in _OPTIMIZER_KEYS if k in lowered]
+    optimizer = [lowered[k] for k in OPTIMIZER_KEYS if k in lowered]
     counters = {
         lowered[k]: items[lowered[k]]
         for k in _COUNTER_KEYS
