@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FormatError
-from .source import FileSource
+from .source import ByteSource, FileSource
 
 HEAD_SIZE = 64 * 1024
 MAX_ZIP_MEMBER_READ = 64 * 1024 * 1024  # data.pkl of a huge checkpoint is a few MB at most
@@ -69,6 +69,10 @@ class FileProbe:
         except (OSError, ValueError, EOFError, struct.error, NotImplementedError) as exc:
             return None, f"zip central directory is unreadable ({exc})"
         return zf, None
+
+    @property
+    def zip_archive(self) -> zipfile.ZipFile | None:
+        return self._zip[0]
 
     @property
     def is_zip(self) -> bool:
@@ -141,6 +145,21 @@ class FileProbe:
         if zf is not None:
             zf.close()
         self.source.close()
+
+
+def stored_member_offset(source: ByteSource, info: zipfile.ZipInfo) -> int | None:
+    """Where a stored (uncompressed) zip member's bytes start in the archive file, or None.
+
+    The local header's name and extra lengths may differ from the central directory's, so the
+    local header itself is read. None for compressed or encrypted members and bad local headers.
+    """
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return None
+    local = source.read_at(info.header_offset, 30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        return None
+    name_len, extra_len = struct.unpack_from("<HH", local, 26)
+    return info.header_offset + 30 + name_len + extra_len
 
 
 class DirProbe:

@@ -44,6 +44,21 @@ def decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
     raise FormatError("protobuf varint longer than 10 bytes")
 
 
+def decode_varints(buf: bytes) -> list[int]:
+    """All varints of a packed repeated field."""
+    values: list[int] = []
+    pos = 0
+    while pos < len(buf):
+        value, pos = decode_varint(buf, pos)
+        values.append(value)
+    return values
+
+
+def signed64(value: int) -> int:
+    """An int64 field's varint read back as two's complement."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 class MessageReader:
     """Iterates the fields of one message occupying [start, end) of a source."""
 

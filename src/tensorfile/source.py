@@ -86,6 +86,24 @@ class FileSource:
         self.close()
 
 
+class SliceSource:
+    """A window [start, start + size) of another source: a stored zip member, read in place."""
+
+    def __init__(self, source: ByteSource, start: int, size: int, name: str) -> None:
+        self._source = source
+        self._start = start
+        self.size = size
+        self.name = name
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset >= self.size or length <= 0:
+            return b""
+        return self._source.read_at(self._start + offset, min(length, self.size - offset))
+
+    def open_stream(self) -> BinaryIO:
+        return _SourceFile(self)
+
+
 class BytesSource:
     """Bytes already in memory (a decompressed head, a test case)."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
-from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint
+from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, decode_varints
 from ..source import CachedSource, FileSource, read_exact
 
 # Model.Type oneof field numbers (coremltools Model.proto).
@@ -290,13 +290,7 @@ def _packed_varints(reader: MessageReader, f: Field) -> list[int]:
         return [f.value]
     if f.wire_type != LEN:
         return []
-    buf = reader.payload(f)
-    values: list[int] = []
-    pos = 0
-    while pos < len(buf):
-        value, pos = decode_varint(buf, pos)
-        values.append(value)
-    return values
+    return decode_varints(reader.payload(f))
 
 
 @dataclass

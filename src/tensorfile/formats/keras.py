@@ -17,8 +17,8 @@ from typing import Any
 from ..dtypes import UnknownDType, lookup, nbytes
 from ..errors import FormatError, TensorfileError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
-from ..probe import MAX_ZIP_MEMBER_READ, FileProbe
-from ..source import FileSource, read_exact
+from ..probe import MAX_ZIP_MEMBER_READ, FileProbe, stored_member_offset
+from ..source import FileSource, SliceSource
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -510,35 +510,6 @@ def inspect_h5(path: Path, ident: Identification) -> ModelInfo:
 # --- .keras zip ---------------------------------------------------------------------------------------
 
 
-class _MemberSource:
-    """A stored (uncompressed) zip member as a ByteSource: a window onto the zip file itself."""
-
-    def __init__(self, source: FileSource, start: int, size: int, name: str) -> None:
-        self._source = source
-        self._start = start
-        self.size = size
-        self.name = name
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        if offset >= self.size or length <= 0:
-            return b""
-        return self._source.read_at(self._start + offset, min(length, self.size - offset))
-
-    def open_stream(self) -> Any:
-        from ..source import _SourceFile  # the file-object adapter every ByteSource shares
-
-        return _SourceFile(self)
-
-
-def _member_data_offset(source: FileSource, info: zipfile.ZipInfo) -> int:
-    """Where a member's bytes start: after its local header, whose name/extra lengths may differ."""
-    local = read_exact(source, info.header_offset, 30, f"zip local header of {info.filename}")
-    if local[:4] != b"PK\x03\x04":
-        raise FormatError(f"zip local header of {info.filename} is missing", source.name)
-    name_len, extra_len = struct.unpack_from("<HH", local, 26)
-    return info.header_offset + 30 + name_len + extra_len
-
-
 def _zip_json(zf: zipfile.ZipFile, name: str, info: ModelInfo) -> Any:
     if name not in zf.namelist():
         return None
@@ -592,13 +563,13 @@ def _keras_zip_weights(
     if "model.weights.h5" in names:
         member = zf.getinfo("model.weights.h5")
         info.metadata["weights_member"] = member.filename
+        start = stored_member_offset(source, member)
         if member.compress_type == zipfile.ZIP_STORED and not member.flag_bits & 0x1:
-            start = _member_data_offset(source, member)
+            if start is None:
+                raise FormatError("zip local header of model.weights.h5 is missing", path)
             if start + member.file_size > source.size:
                 raise FormatError("model.weights.h5 runs past the end of the zip: truncated", path)
-            open_stream = _MemberSource(
-                source, start, member.file_size, f"{path}!model.weights.h5"
-            ).open_stream
+            open_stream = SliceSource(source, start, member.file_size, f"{path}!model.weights.h5").open_stream
             base: int | None = start
         else:
             # Deflated: h5py can still read it through zipfile, but seeks cost decompression and

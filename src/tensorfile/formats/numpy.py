@@ -11,7 +11,7 @@ from typing import Any
 from ..dtypes import lookup, nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
-from ..probe import FileProbe
+from ..probe import FileProbe, stored_member_offset
 
 MAGIC = b"\x93NUMPY"
 
@@ -115,16 +115,13 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
         info = ModelInfo(str(path), "numpy", files=[{"path": str(path), "size_bytes": probe.size}])
         members = [(path.stem, probe.head, 0)] if ident.details.get("container") == "npy" else []
         if ident.details.get("container") == "npz":
-            zf = probe._zip[0]
+            zf = probe.zip_archive
             if zf is None:
                 raise FormatError(probe.zip_error or "unreadable npz", path)
             for entry in zf.infolist():
                 head = probe.zip_read_head(entry.filename, 65536)
-                base = None
-                if entry.compress_type == 0:  # np.savez stores: the array bytes sit in the file
-                    local = probe.read(entry.header_offset, 30)
-                    nlen, xlen = struct.unpack_from("<HH", local, 26)
-                    base = entry.header_offset + 30 + nlen + xlen
+                # np.savez stores members uncompressed: their array bytes sit in the file itself.
+                base = stored_member_offset(probe.source, entry)
                 members.append((entry.filename.removesuffix(".npy"), head, base))
             info.metadata["compressed"] = any(e.compress_type != 0 for e in zf.infolist())
         for name, head, base in members:

@@ -12,7 +12,7 @@ from ..dtypes import UnknownDType, lookup
 from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import FileProbe
-from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint
+from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, decode_varints, signed64
 from ..source import ByteSource, CachedSource, FileSource, read_exact
 
 # ModelProto field number -> wire type.
@@ -193,19 +193,6 @@ def stored_bytes(dtype: str, numel: int) -> int | None:
         bits = _EXTRA_BITS.get(dtype)
         return None if bits is None else -(-numel * bits // 8)
     return -(-numel // d.block_size) * d.type_size
-
-
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _varints(data: bytes) -> list[int]:
-    out: list[int] = []
-    pos = 0
-    while pos < len(data):
-        value, pos = decode_varint(data, pos)
-        out.append(value)
-    return out
 
 
 # --- a fast protobuf field scan -------------------------------------------------------------------
@@ -430,7 +417,7 @@ class _OnnxWalk:
             _, _, offset, length = fields[0]
             if width:
                 return length // width, offset
-            return len(_varints(msg.payload(offset, length))), None
+            return len(decode_varints(msg.payload(offset, length))), None
         return sum(1 for f in fields if f[1] != LEN), None
 
     # --- tensors ---
@@ -447,9 +434,9 @@ class _OnnxWalk:
             number, wire, offset, value = field
             if number == 1:
                 if wire == VARINT:
-                    dims.append(_signed64(value))
+                    dims.append(signed64(value))
                 elif wire == LEN and value <= 10 * MAX_DIMS:
-                    dims.extend(_signed64(v) for v in _varints(msg.payload(offset, value)))
+                    dims.extend(signed64(v) for v in decode_varints(msg.payload(offset, value)))
                 else:
                     dims.extend([-1] * (MAX_DIMS + 1))  # too many to be real: reported below
             elif number == 2 and wire == VARINT:
@@ -614,7 +601,7 @@ def _shape(msg: Message) -> list[int | str | None]:
         dim = msg.sub(offset, length)
         for d_number, d_wire, d_offset, d_value in dim.fields():
             if d_number == 1 and d_wire == VARINT:
-                value = _signed64(d_value)
+                value = signed64(d_value)
             elif d_number == 2 and d_wire == LEN:
                 value = dim.text(d_offset, d_value, limit=256)
         dims.append(value)
@@ -646,7 +633,7 @@ def inspect_onnx(path: Path, ident: Identification) -> ModelInfo:
             elif number in strings and wire == LEN:
                 meta[strings[number]] = model.text(offset, value)
             elif number == 5 and wire == VARINT:
-                meta["model_version"] = _signed64(value)
+                meta["model_version"] = signed64(value)
             elif number == 6 and wire == LEN:
                 meta["doc_string"] = _truncate(model.text(offset, value, limit=4 * DOC_CHARS))
             elif number == 8 and wire == LEN:

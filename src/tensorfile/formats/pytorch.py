@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import FormatError, UnsupportedError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..picklevm import Call, Global, PickleResult, read_pickle
-from ..probe import FileProbe
+from ..probe import FileProbe, stored_member_offset
 from ..torchpickle import ITEMSIZE, OPTIMIZER_KEYS, TensorRecord, collect_tensors
 
 # torch's legacy magic number 0x1950a86a20f9469cfc6c, pickled first in every legacy file.
@@ -296,7 +296,7 @@ def _checkpoint(value: Any, info: ModelInfo) -> None:
 
 def _zip_storages(probe: FileProbe, root: str, folder: str = "data") -> dict[str, tuple[int | None, int]]:
     """Storage key -> (absolute offset of its bytes when stored uncompressed, size) for a torch zip."""
-    zf = probe._zip[0]
+    zf = probe.zip_archive
     storages: dict[str, tuple[int | None, int]] = {}
     if zf is None:
         return storages
@@ -305,13 +305,7 @@ def _zip_storages(probe: FileProbe, root: str, folder: str = "data") -> dict[str
         if not entry.filename.startswith(prefix):
             continue
         key = entry.filename[len(prefix) :]
-        offset = None
-        if entry.compress_type == 0:
-            local = probe.read(entry.header_offset, 30)
-            if len(local) == 30 and local[:4] == b"PK\x03\x04":
-                nlen, xlen = struct.unpack_from("<HH", local, 26)
-                offset = entry.header_offset + 30 + nlen + xlen
-        storages[key] = (offset, entry.file_size)
+        storages[key] = (stored_member_offset(probe.source, entry), entry.file_size)
     return storages
 
 

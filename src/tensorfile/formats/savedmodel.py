@@ -10,7 +10,7 @@ from ..dtypes import UnknownDType, lookup, nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
-from ..protowire import LEN, VARINT, MessageReader, decode_varint
+from ..protowire import LEN, VARINT, MessageReader, decode_varint, signed64
 from ..source import BytesSource, FileSource, read_exact
 
 _SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
@@ -217,10 +217,6 @@ def read_table(path: Path) -> Iterator[tuple[bytes, bytes]]:
             yield from _block_entries(block, "table data block", source.name)
 
 
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 def _shape(reader: MessageReader) -> tuple[int, ...] | None:
     """TensorShapeProto -> dims (-1 for unknown), or None when the rank itself is unknown."""
     dims: list[int] = []
@@ -229,7 +225,7 @@ def _shape(reader: MessageReader) -> tuple[int, ...] | None:
             size = 0
             for g in reader.submessage(f).fields():
                 if g.number == 1 and g.wire_type == VARINT:
-                    size = _signed64(g.value)
+                    size = signed64(g.value)
             dims.append(size)
         elif f.number == 3 and f.wire_type == VARINT and f.value:
             return None
