@@ -12,8 +12,10 @@ anything named in the file.
 
 from __future__ import annotations
 
+import codecs
 import io
 import pickletools
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,7 @@ class Global:
     module: str
     name: str
     position: int = -1
+    computed: bool = False  # STACK_GLOBAL fed something other than two strings (an evasion)
 
     @property
     def qualname(self) -> str:
@@ -73,16 +76,36 @@ class PickleResult:
     calls: list[Call]
     persistent_refs: list[PersistentRef]
     protocol: int
-    end: int  # byte offset just past STOP
+    end: int  # byte offset just past STOP (or where a lenient read broke off)
     opcode_count: int
+    error: str | None = None  # lenient reads only: why the program broke off
 
 
-class _Mark:
-    __slots__ = ()
+@dataclass(eq=False)
+class LargeValue:
+    """A bytes or str payload too large to hold: where it lies in the stream, and its first bytes.
+
+    Big raw pickles are mostly array bytes; skipping them keeps memory flat, and the head is
+    enough to tell whether the payload is itself a pickle (the scanner looks inside those).
+    """
+
+    kind: str  # bytes | bytearray | str
+    offset: int
+    length: int
+    head: bytes
+
+    def __repr__(self) -> str:
+        return f"LargeValue({self.kind}, {self.length} bytes at {self.offset})"
 
 
-_MARK = _Mark()
 MAX_OPCODES = 50_000_000
+LARGE_VALUE = 1 << 20  # payloads above this many bytes are skipped over, not read
+HEAD_KEEP = 256
+MAX_LINE = 1 << 16  # protocol-0 text arguments longer than this are refused
+
+
+class _Broken(Exception):
+    """The opcode program is invalid at this point (becomes FormatError or a lenient result)."""
 
 
 def read_pickle(data: bytes | memoryview, *, name: str = "<pickle>", offset: int = 0) -> PickleResult:
@@ -100,35 +123,70 @@ RawDataHook = Callable[[Call, Any], None]
 def read_pickle_stream(
     stream: Any, *, name: str = "<pickle>", raw_data_hook: RawDataHook | None = None
 ) -> PickleResult:
-    """Run one pickle program from a file-like stream."""
+    """Run one pickle program from a file-like stream (read, readline, tell, seek)."""
     return _run(stream, name, raw_data_hook)
 
 
-def _run(stream: Any, name: str, raw_data_hook: RawDataHook | None = None) -> PickleResult:
+def read_pickle_lenient(
+    stream: Any, *, name: str = "<pickle>", raw_data_hook: RawDataHook | None = None
+) -> PickleResult:
+    """Like `read_pickle_stream`, but a broken program still returns what was seen before the break.
+
+    For the scanner: a payload placed before deliberately invalid bytes still runs when the
+    real unpickler reaches it, so the globals and calls up to the break matter. `error` says
+    where and why it broke off; `value` is then None.
+    """
+    return _run(stream, name, raw_data_hook, lenient=True)
+
+
+_SIMPLE_CONSTANTS = {b"N": None, b"\x88": True, b"\x89": False}
+_EMPTY_FACTORIES: dict[bytes, Callable[[], Any]] = {b"}": dict, b"]": list, b"\x8f": set}
+
+
+def _run(
+    stream: Any, name: str, raw_data_hook: RawDataHook | None = None, *, lenient: bool = False
+) -> PickleResult:
+    """The opcode loop. Stack discipline follows CPython's _pickle: pops never cross the last MARK."""
+    read = stream.read
+    tell = stream.tell
     stack: list[Any] = []
-    metastack: list[list[Any]] = []
+    marks: list[int] = []  # stack heights at each MARK, like _pickle's fence
+    fence = 0
     memo: dict[int, Any] = {}
     globals_: list[Global] = []
     calls: list[Call] = []
     refs: list[PersistentRef] = []
     protocol = 0
     count = 0
+    unpack_from = struct.unpack
 
-    def pop_mark() -> list[Any]:
-        nonlocal stack
-        if not metastack:
-            raise FormatError("pickle pops a MARK that was never pushed", name)
-        items = stack
-        stack = metastack.pop()
-        return items
+    def readline() -> bytes:
+        line = stream.readline(MAX_LINE)
+        if not line.endswith(b"\n"):
+            raise _Broken("text argument without a newline" if len(line) >= MAX_LINE else "truncated")
+        return line[:-1]
 
-    def pop() -> Any:
-        if not stack:
-            raise FormatError("pickle stack underflow", name)
-        value = stack.pop()
-        if value is _MARK:
-            raise FormatError("pickle pops a MARK as a value", name)
-        return value
+    def take(n: int) -> bytes:
+        data = read(n)
+        if len(data) < n:
+            raise _Broken("truncated")
+        return data
+
+    def payload(n: int, kind: str) -> Any:
+        if n < 0:
+            raise _Broken(f"negative length {n}")
+        if n <= LARGE_VALUE:
+            data = take(n)
+            if kind == "str":
+                return data.decode("utf-8", "surrogatepass")
+            return bytearray(data) if kind == "bytearray" else data
+        start = tell()
+        head = read(HEAD_KEEP)
+        try:
+            stream.seek(start + n)
+        except (OSError, OverflowError, ValueError):
+            raise _Broken(f"a {n}-byte value runs past the end") from None
+        return LargeValue(kind, start, n, head)
 
     def make_call(func: Any, args: Any, kind: str, pos: int, kwargs: Any = None) -> Call:
         call = Call(func, tuple(args) if isinstance(args, (tuple, list)) else (args,), kind, pos, kwargs)
@@ -137,7 +195,7 @@ def _run(stream: Any, name: str, raw_data_hook: RawDataHook | None = None) -> Pi
 
     def set_items(target: Any, pairs: list[Any]) -> None:
         if len(pairs) % 2:
-            raise FormatError("pickle SETITEMS with an odd number of items", name)
+            raise _Broken("SETITEMS with an odd number of items")
         for key, value in zip(pairs[::2], pairs[1::2], strict=True):
             key = _hashable(key)
             if isinstance(target, dict):
@@ -145,7 +203,7 @@ def _run(stream: Any, name: str, raw_data_hook: RawDataHook | None = None) -> Pi
             elif isinstance(target, Call):
                 target.items[key] = value
             else:
-                raise FormatError(f"pickle sets items on a {type(target).__name__}", name)
+                raise _Broken(f"sets items on a {type(target).__name__}")
 
     def append_items(target: Any, values: list[Any]) -> None:
         if isinstance(target, list):
@@ -155,166 +213,301 @@ def _run(stream: Any, name: str, raw_data_hook: RawDataHook | None = None) -> Pi
         elif isinstance(target, set):
             target.update(_hashable(v) for v in values)
         else:
-            raise FormatError(f"pickle appends to a {type(target).__name__}", name)
+            raise _Broken(f"appends to a {type(target).__name__}")
+
+    def new_global(module: Any, attr: Any, pos: int) -> Global:
+        g = Global(
+            module if isinstance(module, str) else repr(module),
+            attr if isinstance(attr, str) else repr(attr),
+            pos,
+            computed=not (isinstance(module, str) and isinstance(attr, str)),
+        )
+        globals_.append(g)
+        return g
 
     try:
-        for opcode, arg, pos in pickletools.genops(stream):
+        while True:
+            code = read(1)
             count += 1
             if count > MAX_OPCODES:
-                raise FormatError(f"pickle has more than {MAX_OPCODES} opcodes", name)
-            op = opcode.name
-            pos = pos if pos is not None else -1
-            if op == "PROTO":
-                protocol = arg
-            elif op in ("FRAME",):
-                pass
-            elif op == "STOP":
-                value = pop()
-                return PickleResult(value, globals_, calls, refs, protocol, stream.tell(), count)
-            elif op == "MARK":
-                metastack.append(stack)
-                stack = []
-            elif op == "POP":
-                if (stack and stack[-1] is _MARK) or stack:
-                    stack.pop()
+                raise _Broken(f"more than {MAX_OPCODES} opcodes")
+            # Ordered roughly by how often PyTorch and joblib pickles use them.
+            # Hot opcodes read their arguments inline: a short read raises IndexError or
+            # struct.error, which end the program as truncated.
+            if code == b"q":  # BINPUT
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+                memo[read(1)[0]] = stack[-1]
+            elif code == b"h":  # BINGET
+                stack.append(memo[read(1)[0]])
+            elif code == b"X":  # BINUNICODE
+                n = unpack_from("<I", read(4))[0]
+                if n > LARGE_VALUE:
+                    stack.append(payload(n, "str"))
                 else:
-                    pop_mark()
-            elif op == "POP_MARK":
-                pop_mark()
-            elif op == "DUP":
-                stack.append(stack[-1] if stack else None)
-            elif op in (
-                "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-                "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
-            ):  # fmt: skip
-                stack.append(arg)
-            elif op == "BYTEARRAY8":
-                stack.append(bytearray(arg))
-            elif op == "NONE":
-                stack.append(None)
-            elif op == "NEWTRUE":
-                stack.append(True)
-            elif op == "NEWFALSE":
-                stack.append(False)
-            elif op in ("EMPTY_DICT",):
-                stack.append({})
-            elif op in ("EMPTY_LIST",):
-                stack.append([])
-            elif op == "EMPTY_TUPLE":
-                stack.append(())
-            elif op == "EMPTY_SET":
-                stack.append(set())
-            elif op == "DICT":
-                items = pop_mark()
-                d: dict[Any, Any] = {}
-                set_items(d, items)
-                stack.append(d)
-            # pop_mark() rebinds `stack`: always take its result before touching `stack` again.
-            elif op == "LIST":
-                items = pop_mark()
-                stack.append(items)
-            elif op == "TUPLE":
-                items = pop_mark()
-                stack.append(tuple(items))
-            elif op == "FROZENSET":
-                items = pop_mark()
-                stack.append(frozenset(_hashable(v) for v in items))
-            elif op in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(op[-1])
-                if len(stack) < n:
-                    raise FormatError("pickle stack underflow", name)
-                values = [pop() for _ in range(n)][::-1]
-                stack.append(tuple(values))
-            elif op == "APPEND":
-                value = pop()
-                append_items(stack[-1] if stack else None, [value])
-            elif op == "APPENDS" or op == "ADDITEMS":
-                values = pop_mark()
-                append_items(stack[-1] if stack else None, values)
-            elif op == "SETITEM":
-                value = pop()
-                key = pop()
-                set_items(stack[-1] if stack else None, [key, value])
-            elif op == "SETITEMS":
-                items = pop_mark()
-                set_items(stack[-1] if stack else None, items)
-            elif op in ("GET", "BINGET", "LONG_BINGET"):
-                if arg not in memo:
-                    raise FormatError(f"pickle reads memo slot {arg} that was never written", name)
-                stack.append(memo[arg])
-            elif op in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if not stack:
-                    raise FormatError("pickle stack underflow", name)
-                memo[arg] = stack[-1]
-            elif op == "MEMOIZE":
-                if not stack:
-                    raise FormatError("pickle stack underflow", name)
+                    data = read(n)
+                    if len(data) < n:
+                        raise _Broken("truncated")
+                    stack.append(data.decode("utf-8", "surrogatepass"))
+            elif code == b"\x8c":  # SHORT_BINUNICODE
+                n = read(1)[0]
+                data = read(n)
+                if len(data) < n:
+                    raise _Broken("truncated")
+                stack.append(data.decode("utf-8", "surrogatepass"))
+            elif code == b"(":  # MARK
+                marks.append(len(stack))
+                fence = len(stack)
+            elif code == b"K":  # BININT1
+                stack.append(read(1)[0])
+            elif code == b"t" or code == b"l" or code == b"d" or code == b"\x91":  # TUPLE LIST DICT FROZENSET
+                if not marks:
+                    raise _Broken("pops a MARK that was never pushed")
+                k = marks.pop()
+                fence = marks[-1] if marks else 0
+                items = stack[k:]
+                del stack[k:]
+                if code == b"t":
+                    stack.append(tuple(items))
+                elif code == b"l":
+                    stack.append(items)
+                elif code == b"d":
+                    d: dict[Any, Any] = {}
+                    set_items(d, items)
+                    stack.append(d)
+                else:
+                    stack.append(frozenset(_hashable(v) for v in items))
+            elif code == b"\x94":  # MEMOIZE
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
                 memo[len(memo)] = stack[-1]
-            elif op == "GLOBAL":
-                module, _, attr = str(arg).partition(" ")
-                g = Global(module, attr, pos)
-                globals_.append(g)
-                stack.append(g)
-            elif op == "STACK_GLOBAL":
-                attr = pop()
-                module = pop()
-                g = Global(str(module), str(attr), pos)
-                globals_.append(g)
-                stack.append(g)
-            elif op in ("EXT1", "EXT2", "EXT4"):
-                g = Global("copyreg._extension_registry", str(arg), pos)
-                globals_.append(g)
-                stack.append(g)
-            elif op == "REDUCE":
-                args = pop()
-                func = pop()
-                stack.append(make_call(func, args, "reduce", pos))
-            elif op == "NEWOBJ":
-                args = pop()
-                cls = pop()
-                stack.append(make_call(cls, args, "newobj", pos))
-            elif op == "NEWOBJ_EX":
-                kwargs = pop()
-                args = pop()
-                cls = pop()
-                stack.append(make_call(cls, args, "newobj_ex", pos, kwargs))
-            elif op == "INST":
-                module, _, attr = str(arg).partition(" ")
-                g = Global(module, attr, pos)
-                globals_.append(g)
-                items = pop_mark()
-                stack.append(make_call(g, items, "inst", pos))
-            elif op == "OBJ":
-                items = pop_mark()
-                if not items:
-                    raise FormatError("pickle OBJ without a class", name)
-                stack.append(make_call(items[0], items[1:], "obj", pos))
-            elif op == "BUILD":
-                state = pop()
-                target = stack[-1] if stack else None
+            elif code == b"R":  # REDUCE
+                if len(stack) - 2 < fence:
+                    raise _Broken("stack underflow")
+                args = stack.pop()
+                stack[-1] = make_call(stack[-1], args, "reduce", tell() - 1)
+            elif code == b"c" or code == b"i":  # GLOBAL, INST
+                pos = tell() - 1
+                module = readline().decode("utf-8", "surrogatepass")
+                attr = readline().decode("utf-8", "surrogatepass")
+                g = new_global(module, attr, pos)
+                if code == b"c":
+                    stack.append(g)
+                else:
+                    if not marks:
+                        raise _Broken("INST without a MARK")
+                    k = marks.pop()
+                    fence = marks[-1] if marks else 0
+                    items = stack[k:]
+                    del stack[k:]
+                    stack.append(make_call(g, items, "inst", pos))
+            elif code == b"\x93":  # STACK_GLOBAL
+                if len(stack) - 2 < fence:
+                    raise _Broken("stack underflow")
+                attr = stack.pop()
+                module = stack.pop()
+                stack.append(new_global(module, attr, tell() - 1))
+            elif code in _SIMPLE_CONSTANTS:
+                stack.append(_SIMPLE_CONSTANTS[code])
+            elif code == b")":
+                stack.append(())
+            elif code in _EMPTY_FACTORIES:
+                stack.append(_EMPTY_FACTORIES[code]())
+            elif code == b"Q":  # BINPERSID
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+                ref = PersistentRef(stack.pop(), tell() - 1)
+                refs.append(ref)
+                stack.append(ref)
+            elif code == b"\x85" or code == b"\x86" or code == b"\x87":  # TUPLE1/2/3
+                n = code[0] - 0x84
+                if len(stack) - n < fence:
+                    raise _Broken("stack underflow")
+                items = stack[-n:]
+                del stack[-n:]
+                stack.append(tuple(items))
+            elif code == b"J":  # BININT
+                stack.append(unpack_from("<i", take(4))[0])
+            elif code == b"M":  # BININT2
+                stack.append(unpack_from("<H", take(2))[0])
+            elif code == b"u" or code == b"e" or code == b"\x90":  # SETITEMS, APPENDS, ADDITEMS
+                if not marks:
+                    raise _Broken("pops a MARK that was never pushed")
+                k = marks.pop()
+                fence = marks[-1] if marks else 0
+                items = stack[k:]
+                del stack[k:]
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+                if code == b"u":
+                    set_items(stack[-1], items)
+                else:
+                    append_items(stack[-1], items)
+            elif code == b"s":  # SETITEM
+                if len(stack) - 3 < fence:
+                    raise _Broken("stack underflow")
+                value = stack.pop()
+                key = stack.pop()
+                set_items(stack[-1], [key, value])
+            elif code == b"a":  # APPEND
+                if len(stack) - 2 < fence:
+                    raise _Broken("stack underflow")
+                value = stack.pop()
+                append_items(stack[-1], [value])
+            elif code == b"r":  # LONG_BINPUT
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+                memo[unpack_from("<I", take(4))[0]] = stack[-1]
+            elif code == b"j":  # LONG_BINGET
+                key = unpack_from("<I", take(4))[0]
+                if key not in memo:
+                    raise _Broken(f"reads memo slot {key} that was never written")
+                stack.append(memo[key])
+            elif code == b"b":  # BUILD
+                if len(stack) - 2 < fence:
+                    raise _Broken("stack underflow")
+                state = stack.pop()
+                target = stack[-1]
                 if isinstance(target, Call):
                     target.state = state
                     if raw_data_hook is not None:
                         raw_data_hook(target, stream)
                 else:
-                    # BUILD on a plain value: keep the value, record that state was applied.
-                    calls.append(Call(Global("builtins", "setstate"), (target, state), "build", pos))
-            elif op in ("PERSID", "BINPERSID"):
-                pid = arg if op == "PERSID" else pop()
-                ref = PersistentRef(pid, pos)
+                    # BUILD on a plain value or an imported object: keep the value, and record
+                    # the state applied (setattr on a class or module is a known bypass).
+                    calls.append(Call(Global("builtins", "setstate"), (target, state), "build", tell() - 1))
+            elif code == b"\x81" or code == b"\x92":  # NEWOBJ, NEWOBJ_EX
+                pos = tell() - 1
+                if code == b"\x81":
+                    if len(stack) - 2 < fence:
+                        raise _Broken("stack underflow")
+                    args = stack.pop()
+                    stack[-1] = make_call(stack[-1], args, "newobj", pos)
+                else:
+                    if len(stack) - 3 < fence:
+                        raise _Broken("stack underflow")
+                    kwargs = stack.pop()
+                    args = stack.pop()
+                    stack[-1] = make_call(stack[-1], args, "newobj_ex", pos, kwargs)
+            elif code == b"\x95":  # FRAME: a length hint only
+                take(8)
+            elif code == b"\x80":  # PROTO
+                protocol = take(1)[0]
+                if protocol > 5:
+                    raise _Broken(f"unsupported protocol {protocol}")
+            elif code == b".":  # STOP
+                if len(stack) <= fence:
+                    raise _Broken("STOP with an empty stack")
+                return PickleResult(stack.pop(), globals_, calls, refs, protocol, tell(), count)
+            elif code == b"0":  # POP
+                if len(stack) > fence:
+                    stack.pop()
+                elif marks:
+                    marks.pop()
+                    fence = marks[-1] if marks else 0
+                else:
+                    raise _Broken("stack underflow")
+            elif code == b"1":  # POP_MARK
+                if not marks:
+                    raise _Broken("pops a MARK that was never pushed")
+                k = marks.pop()
+                fence = marks[-1] if marks else 0
+                del stack[k:]
+            elif code == b"2":  # DUP
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+                stack.append(stack[-1])
+            elif code == b"o":  # OBJ
+                if not marks:
+                    raise _Broken("OBJ without a MARK")
+                k = marks.pop()
+                fence = marks[-1] if marks else 0
+                items = stack[k:]
+                del stack[k:]
+                if not items:
+                    raise _Broken("OBJ without a class")
+                stack.append(make_call(items[0], items[1:], "obj", tell() - 1))
+            elif code == b"G":  # BINFLOAT
+                stack.append(unpack_from(">d", take(8))[0])
+            elif code == b"\x8a":  # LONG1
+                stack.append(int.from_bytes(take(take(1)[0]), "little", signed=True))
+            elif code == b"\x8b":  # LONG4
+                n = unpack_from("<i", take(4))[0]
+                if not 0 <= n <= 1 << 16:
+                    raise _Broken(f"LONG4 of {n} bytes")
+                stack.append(int.from_bytes(take(n), "little", signed=True))
+            elif code == b"C":  # SHORT_BINBYTES
+                stack.append(take(take(1)[0]))
+            elif code == b"B":  # BINBYTES
+                stack.append(payload(unpack_from("<I", take(4))[0], "bytes"))
+            elif code == b"\x8e":  # BINBYTES8
+                stack.append(payload(unpack_from("<Q", take(8))[0], "bytes"))
+            elif code == b"\x8d":  # BINUNICODE8
+                stack.append(payload(unpack_from("<Q", take(8))[0], "str"))
+            elif code == b"\x96":  # BYTEARRAY8
+                stack.append(payload(unpack_from("<Q", take(8))[0], "bytearray"))
+            elif code == b"U":  # SHORT_BINSTRING (Python 2 str)
+                stack.append(take(take(1)[0]).decode("latin-1"))
+            elif code == b"T":  # BINSTRING
+                value = payload(unpack_from("<i", take(4))[0], "bytes")
+                stack.append(value.decode("latin-1") if isinstance(value, bytes) else value)
+            elif code == b"I":  # INT
+                line = readline()
+                stack.append(True if line == b"01" else False if line == b"00" else int(line))
+            elif code == b"L":  # LONG
+                stack.append(int(readline().rstrip(b"L")))
+            elif code == b"F":  # FLOAT
+                stack.append(float(readline()))
+            elif code == b"S":  # STRING
+                stack.append(_string_arg(readline()))
+            elif code == b"V":  # UNICODE
+                stack.append(readline().decode("raw-unicode-escape"))
+            elif code == b"p":  # PUT
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+                memo[int(readline())] = stack[-1]
+            elif code == b"g":  # GET
+                key = int(readline())
+                if key not in memo:
+                    raise _Broken(f"reads memo slot {key} that was never written")
+                stack.append(memo[key])
+            elif code == b"P":  # PERSID
+                ref = PersistentRef(readline().decode("ascii", "replace"), tell() - 1)
                 refs.append(ref)
                 stack.append(ref)
-            elif op in ("NEXT_BUFFER", "READONLY_BUFFER"):
-                if op == "NEXT_BUFFER":
-                    stack.append(PersistentRef("out-of-band buffer", pos))
-            else:  # pragma: no cover - genops knows no other opcodes
-                raise FormatError(f"unsupported pickle opcode {op}", name)
-    except FormatError:
-        raise
-    except (ValueError, EOFError, IndexError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"not a valid pickle: {exc}", name) from None
-    raise FormatError("pickle ends without STOP: truncated", name)
+            elif code == b"\x82" or code == b"\x83" or code == b"\x84":  # EXT1/2/4
+                width = {b"\x82": 1, b"\x83": 2, b"\x84": 4}[code]
+                ext = int.from_bytes(take(width), "little")
+                stack.append(new_global("copyreg._extension_registry", str(ext), tell() - 1 - width))
+            elif code == b"\x97":  # NEXT_BUFFER
+                stack.append(PersistentRef("out-of-band buffer", tell() - 1))
+            elif code == b"\x98":  # READONLY_BUFFER
+                if len(stack) <= fence:
+                    raise _Broken("stack underflow")
+            elif not code:
+                raise _Broken("ends without STOP: truncated")
+            else:
+                raise _Broken(f"unknown opcode {code!r} at byte {tell() - 1}")
+    except KeyError as exc:  # BINGET of a slot never written
+        message = f"pickle reads memo slot {exc} that was never written"
+    except (IndexError, struct.error):  # an inline argument read came up short
+        message = "pickle is cut short: truncated"
+    except (_Broken, ValueError, OverflowError, TypeError, UnicodeDecodeError) as exc:
+        message = str(exc) if isinstance(exc, _Broken) else f"not a valid pickle: {exc}"
+        if message == "truncated":
+            message = "pickle is cut short: truncated"
+        elif not message.startswith(("pickle", "not a valid")):
+            message = f"pickle {message}"
+    if lenient:
+        return PickleResult(None, globals_, calls, refs, protocol, tell(), count, error=message)
+    raise FormatError(message, name)
+
+
+def _string_arg(line: bytes) -> str:
+    """A protocol-0 STRING argument: a quoted Python 2 string literal with backslash escapes."""
+    if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
+        raise _Broken("STRING argument is not quoted")
+    return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
 
 
 def _hashable(key: Any) -> Any:

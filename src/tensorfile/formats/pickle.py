@@ -6,6 +6,7 @@ import bz2
 import io
 import lzma
 import zlib
+from collections.abc import Callable
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -174,34 +175,50 @@ def _dtype_from_call(value: Any) -> str | None:
     return f"{order if order in '<>|=' else '|'}{value.args[0]}"
 
 
+def joblib_array_data(
+    call: Call, stream: Any, read_object_array: Callable[[Any], None]
+) -> tuple[int, int] | None:
+    """Skip the raw bytes joblib writes right after a NumpyArrayWrapper: (data offset, nbytes).
+
+    Object arrays are pickled inline instead; `read_object_array(stream)` must consume them.
+    None when `call` is not a joblib array wrapper with a usable state.
+    """
+    if (
+        not isinstance(call.func, Global)
+        or call.func.qualname != _WRAPPER
+        or not isinstance(call.state, dict)
+    ):
+        return None
+    state = call.state
+    dtype_text = _dtype_from_call(state.get("dtype"))
+    shape = state.get("shape")
+    if dtype_text and "O" in dtype_text:
+        read_object_array(stream)
+        return None
+    if dtype_text is None or not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape):
+        return None
+    if "numpy_array_alignment_bytes" in state:  # joblib >= 1.2 pads the data to 16 bytes
+        pad = stream.read(1)
+        stream.seek(stream.tell() + (pad[0] if pad else 0))
+    size = nbytes(lookup(dtype_text), prod(shape))
+    start = stream.tell()
+    stream.seek(start + size)
+    return start, size
+
+
 def inspect_file(path: Path, ident: Identification) -> ModelInfo:
     compression = ident.details.get("compression")
     arrays: dict[int, tuple[int | None, int]] = {}  # id(wrapper call) -> (data offset, nbytes)
     warnings: list[str] = []
 
     def joblib_arrays(call: Call, stream: Any) -> None:
-        if (
-            not isinstance(call.func, Global)
-            or call.func.qualname != _WRAPPER
-            or not isinstance(call.state, dict)
-        ):
-            return
-        state = call.state
-        dtype_text = _dtype_from_call(state.get("dtype"))
-        shape = state.get("shape")
-        if dtype_text is None or not isinstance(shape, tuple) or "O" in dtype_text:
-            # Object arrays are pickled inline right after the wrapper: the VM reads them as opcodes.
-            if dtype_text and "O" in dtype_text:
-                warnings.append("joblib object array: its elements are pickled Python objects")
-                read_pickle_stream(stream, name=str(path))
-            return
-        if "numpy_array_alignment_bytes" in state:  # joblib >= 1.2 pads the data to 16 bytes
-            pad = stream.read(1)
-            stream.seek(stream.tell() + (pad[0] if pad else 0))
-        size = nbytes(lookup(dtype_text), prod(shape))
-        start = stream.tell()
-        stream.seek(start + size)
-        arrays[id(call)] = (start if compression is None else None, size)
+        def object_array(inner: Any) -> None:
+            warnings.append("joblib object array: its elements are pickled Python objects")
+            read_pickle_stream(inner, name=str(path))
+
+        found = joblib_array_data(call, stream, object_array)
+        if found is not None:
+            arrays[id(call)] = (found[0] if compression is None else None, found[1])
 
     stream = _open_stream(path, compression)
     try:

@@ -1,0 +1,383 @@
+"""Code-execution and trust checks for the formats that are not pickles.
+
+Keras configs (Lambda layers carry marshalled bytecode; any `module`/`function` reference is
+imported on load), TensorFlow graphs (ops that read, write or call Python), ONNX (external data
+outside the model folder, custom-op domains), safetensors headers that lie, TorchScript code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import FormatError
+from ..protowire import LEN, MessageReader
+from ..source import FileSource, read_exact
+from .findings import CONVERT_ADVICE, Finding
+from .rules import classify
+
+_KERAS_HOME = ("keras", "tensorflow", "tf_keras", "keras_nlp", "keras_hub", "keras_cv", "tensorflow_hub")
+_MAX_CONFIG_NODES = 1_000_000
+
+
+def check_keras_config(config: Any, where: str = "model config") -> list[Finding]:
+    """Lambda layers and references to code outside Keras in a Keras model/layer config."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for node, path in _walk_json(config):
+        if not isinstance(node, dict):
+            continue
+        class_name = node.get("class_name")
+        if class_name in ("Lambda", "__lambda__") and path not in seen:
+            seen.add(path)
+            inner = node.get("config") if isinstance(node.get("config"), dict) else {}
+            function = inner.get("function", inner.get("code"))
+            bytecode = isinstance(function, (list, dict)) or class_name == "__lambda__"
+            findings.append(
+                Finding(
+                    "keras-lambda",
+                    "critical" if bytecode else "high",
+                    "A Lambda layer stores Python code that runs when the model is loaded "
+                    "(keras.models.load_model with safe_mode=False, or any Keras 2).",
+                    f"Lambda layer {inner.get('name', '?')}",
+                    f"{where} {path}",
+                    "rebuild the layer in code and load weights only; " + CONVERT_ADVICE,
+                )
+            )
+        module = node.get("module")
+        if isinstance(module, str) and isinstance(class_name, str) and module:
+            name = node.get("config") if class_name == "function" else class_name
+            if not isinstance(name, str):
+                continue
+            top = module.split(".")[0]
+            verdict = classify(module, name, "called")
+            if verdict.severity == "critical":
+                findings.append(
+                    Finding(
+                        "keras-dangerous-reference",
+                        "critical",
+                        f"The config makes Keras import and use {module}.{name}, which {verdict.reason}.",
+                        f"{module}.{name}",
+                        f"{where} {path}",
+                        "do not load this model",
+                    )
+                )
+            elif top not in _KERAS_HOME:
+                findings.append(
+                    Finding(
+                        "keras-foreign-module",
+                        "high",
+                        f"The config makes Keras import {module} and use {name} from it: code outside "
+                        "Keras runs when the model is loaded.",
+                        f"{module}.{name}",
+                        f"{where} {path}",
+                        "load only if you trust and have reviewed that module",
+                    )
+                )
+    return findings
+
+
+def _walk_json(value: Any, path: str = "") -> Iterator[tuple[Any, str]]:
+    stack: list[tuple[Any, str]] = [(value, path)]
+    count = 0
+    while stack and count < _MAX_CONFIG_NODES:
+        count += 1
+        node, where = stack.pop()
+        yield node, where
+        if isinstance(node, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in node.items() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if isinstance(v, (dict, list)))
+
+
+def keras_h5_config(path: Path) -> Any:
+    """The model_config JSON of a Keras HDF5 file, read in an isolated child (libhdf5 can hang)."""
+    import h5py
+
+    from ..formats.keras import run_isolated
+
+    def read() -> dict[str, Any]:
+        with h5py.File(path, "r") as h5:
+            text = h5.attrs.get("model_config")
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            return {"config": text}
+
+    facts = run_isolated(read, path)
+    if "error" in facts:
+        raise FormatError(f"HDF5 file cannot be read: {facts['error']}", path)
+    text = facts.get("config")
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise FormatError("model_config attribute is not valid JSON", path) from None
+
+
+# --- TensorFlow graphs ----------------------------------------------------------------------------
+
+_TF_OPS: dict[str, tuple[str, str]] = {
+    "PyFunc": ("critical", "calls a Python function when the graph runs"),
+    "PyFuncStateless": ("critical", "calls a Python function when the graph runs"),
+    "EagerPyFunc": ("critical", "calls a Python function when the graph runs"),
+    "WriteFile": ("critical", "writes files when the graph runs"),
+    "ReadFile": ("high", "reads files when the graph runs"),
+    "MatchingFiles": ("high", "lists files when the graph runs"),
+    "ImmutableConst": ("medium", "maps a file from disk when the graph runs"),
+    "DeleteSessionTensor": ("low", "manipulates session state"),
+}
+# Ops a SavedModel's own saver uses to write/restore checkpoints: expected, not reported.
+_SAVER_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "Restore", "ShardedFilename"})
+
+
+def check_tf_graph(path: Path) -> list[Finding]:
+    """Dangerous ops in a SavedModel (saved_model.pb) or a frozen GraphDef, nodes and functions."""
+    findings: list[Finding] = []
+    counted: dict[str, int] = {}
+    with FileSource(path) as source:
+        top = MessageReader(source)
+        fields = list(top.fields(max_fields=1 << 16))
+        graphs: list[MessageReader] = []
+        if any(f.number == 2 and f.wire_type == LEN for f in fields) and not any(
+            f.number == 1 and f.wire_type == LEN and _is_node(top, f) for f in fields
+        ):
+            for f in fields:  # SavedModel: meta_graphs (2) → graph_def (2)
+                if f.number == 2 and f.wire_type == LEN:
+                    meta = top.submessage(f)
+                    graphs += [
+                        meta.submessage(g) for g in meta.fields() if g.number == 2 and g.wire_type == LEN
+                    ]
+        else:
+            graphs.append(top)  # a bare GraphDef
+        for graph in graphs:
+            for op in _graph_ops(graph):
+                counted[op] = counted.get(op, 0) + 1
+    for op, count in sorted(counted.items()):
+        if op in _SAVER_OPS or op not in _TF_OPS:
+            continue
+        severity, what = _TF_OPS[op]
+        findings.append(
+            Finding(
+                "tf-dangerous-op",
+                severity,
+                f"The graph uses {op}, which {what}.",
+                f"{op} ×{count}",
+                path.name,
+                "run it only in a sandbox, or re-export the model without these ops",
+            )
+        )
+    return findings
+
+
+def _is_node(reader: MessageReader, field: Any) -> bool:
+    """Whether a top-level field 1 looks like a GraphDef NodeDef (name 1, op 2) not SavedModel."""
+    try:
+        sub = reader.submessage(field)
+        numbers = {f.number for f in sub.fields(max_fields=8)}
+    except FormatError:
+        return False
+    return 2 in numbers and 1 in numbers
+
+
+def _graph_ops(graph: MessageReader) -> Iterator[str]:
+    for field in graph.fields():
+        if field.wire_type != LEN:
+            continue
+        if field.number == 1:  # NodeDef
+            yield from _node_op(graph.submessage(field))
+        elif field.number == 2:  # FunctionDefLibrary → FunctionDef (1) → node_def (3)
+            library = graph.submessage(field)
+            for function in library.fields():
+                if function.number == 1 and function.wire_type == LEN:
+                    fn = library.submessage(function)
+                    for node in fn.fields():
+                        if node.number == 3 and node.wire_type == LEN:
+                            yield from _node_op(fn.submessage(node))
+
+
+def _node_op(node: MessageReader) -> Iterator[str]:
+    for field in node.fields(max_fields=4):
+        if field.number == 2:
+            op = node.string(field, 256)
+            if op:
+                yield op
+            return
+
+
+# --- ONNX -------------------------------------------------------------------------------------------
+
+_ONNX_DOMAINS = frozenset(
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.ms.internal.nhwc",
+        "org.pytorch.aten",
+    }
+)
+
+
+def check_onnx(details: dict[str, Any], path: Path) -> list[Finding]:
+    """External data that escapes the model folder; custom-op domains that need native code."""
+    findings: list[Finding] = []
+    for location in details.get("external_data", []) or []:
+        p = Path(location)
+        if (
+            p.is_absolute()
+            or ".." in p.parts
+            or location.startswith(("\\", "/"))
+            or re.match(r"^[A-Za-z]:", location)
+        ):
+            findings.append(
+                Finding(
+                    "onnx-external-path",
+                    "high",
+                    "A weight is read from a file outside the model's folder: loading the model reads "
+                    "that file (a way to leak local files into model outputs).",
+                    location,
+                    path.name,
+                    "keep external data next to the model; reject models that name other paths",
+                )
+            )
+    for domain in details.get("opset_import") or {}:
+        if domain not in _ONNX_DOMAINS:
+            findings.append(
+                Finding(
+                    "onnx-custom-domain",
+                    "medium",
+                    f"The model uses operators from the custom domain '{domain}': running it needs a "
+                    "native custom-op library, which runs code of its own.",
+                    str(domain),
+                    path.name,
+                    "load custom-op libraries only from sources you trust",
+                )
+            )
+    return findings
+
+
+# --- safetensors ---------------------------------------------------------------------------------
+
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def check_safetensors(path: Path) -> list[Finding]:
+    """Headers that lie: oversize, duplicate names, offsets out of range, overlapping tensors."""
+    from ..dtypes import lookup, nbytes
+
+    findings: list[Finding] = []
+
+    def lie(message: str, evidence: str, severity: str = "medium") -> None:
+        findings.append(
+            Finding(
+                "safetensors-header",
+                severity,
+                message + " The safetensors library refuses such a file; other readers may misbehave.",
+                evidence,
+                path.name,
+                "re-download the file from its original source",
+            )
+        )
+
+    with FileSource(path) as source:
+        (length,) = struct.unpack("<Q", read_exact(source, 0, 8, "safetensors header length"))
+        if length > _MAX_HEADER or 8 + length > source.size:
+            lie(
+                "The header claims more bytes than allowed or than the file holds.", f"header length {length}"
+            )
+            return findings
+        raw = read_exact(source, 8, length, "safetensors header")
+        data_size = source.size - 8 - length
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        duplicates.extend(k for k in set(keys) if keys.count(k) > 1)
+        return dict(items)
+
+    try:
+        header = json.loads(raw, object_pairs_hook=pairs)
+    except ValueError as exc:
+        lie(f"The header is not valid JSON ({exc.msg}).", "header JSON")
+        return findings
+    if duplicates:
+        lie(
+            "The header names the same tensor twice; readers disagree on which one wins.",
+            ", ".join(sorted(set(duplicates))[:5]),
+        )
+    if not isinstance(header, dict):
+        lie("The header is not a JSON object.", type(header).__name__)
+        return findings
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        if name == "__metadata__" or not isinstance(entry, dict):
+            continue
+        offsets = entry.get("data_offsets")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            lie("A tensor entry has no valid data_offsets.", name)
+            continue
+        begin, end = offsets
+        if begin < 0 or end < begin or end > data_size:
+            lie("A tensor's data lies outside the file.", f"{name}: [{begin}, {end}) of {data_size}")
+            continue
+        shape = entry.get("shape")
+        try:
+            expected = nbytes(lookup(str(entry.get("dtype"))), _product(shape))
+        except (FormatError, ValueError, TypeError):
+            expected = None
+        if expected is not None and expected != end - begin:
+            lie(
+                "A tensor's byte range does not match its dtype and shape.",
+                f"{name}: {end - begin} bytes, expected {expected}",
+            )
+        spans.append((begin, end, name))
+    spans.sort()
+    for (_b1, e1, n1), (b2, _e2, n2) in itertools.pairwise(spans):
+        if b2 < e1:
+            lie("Two tensors share the same bytes.", f"{n1} and {n2}")
+            break
+    return findings
+
+
+def _product(shape: Any) -> int:
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError("bad shape")
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+# --- TorchScript code -----------------------------------------------------------------------------
+
+_TORCHSCRIPT_RISKY = re.compile(
+    rb"\b(?:torch\.ops\.load_library|load_library|__import__|exec|eval|os\.system|subprocess|"
+    rb"torch\.classes\.load_library|ops\.aten\.save|open\()"
+)
+
+
+def check_torchscript_code(name: str, code: bytes) -> list[Finding]:
+    """Names in TorchScript's serialized Python that reach beyond tensor math."""
+    hits = sorted({m.group(0).decode("ascii", "replace") for m in _TORCHSCRIPT_RISKY.finditer(code)})
+    if not hits:
+        return []
+    return [
+        Finding(
+            "torchscript-code",
+            "medium",
+            "The TorchScript program calls functions beyond tensor math; they run when the model "
+            "is executed (not when it is loaded).",
+            ", ".join(hits[:5]),
+            name,
+            "review the code/ folder of the archive before running the model",
+        )
+    ]
