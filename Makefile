@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,13 @@ test: $(VENV)/.test
 bench: $(VENV)/.test
 	$(BIN)/python bench/bench_identify.py
 
+## bench-scan: scan detection on ../shared/corpus/security and speed, beside picklescan and modelaudit
+.bench-venv/bin/python: bench/requirements-peers.txt
+	$(PYTHON) -m venv .bench-venv
+	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -r bench/requirements-peers.txt
+
+bench-scan: $(VENV)/.test .bench-venv/bin/python
+	$(BIN)/python bench/bench_scan.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache

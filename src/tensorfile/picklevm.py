@@ -108,11 +108,24 @@ class _Broken(Exception):
     """The opcode program is invalid at this point (becomes FormatError or a lenient result)."""
 
 
+# identify and then inspect both read a checkpoint's data.pkl: the last big result is kept, keyed
+# by the bytes themselves. Results are never modified by their readers, so sharing one is safe.
+_CACHE_MIN = 4096
+_last: tuple[bytes, int, PickleResult] | None = None
+
+
 def read_pickle(data: bytes | memoryview, *, name: str = "<pickle>", offset: int = 0) -> PickleResult:
     """Run one pickle program starting at `offset` of `data`, symbolically, up to its STOP."""
+    global _last
+    cacheable = isinstance(data, bytes) and len(data) >= _CACHE_MIN
+    if cacheable and _last is not None and _last[1] == offset and _last[0] == data:
+        return _last[2]
     stream = io.BytesIO(data)
     stream.seek(offset)
-    return _run(stream, name)
+    result = _run(stream, name)
+    if cacheable:
+        _last = (data, offset, result)  # type: ignore[assignment]
+    return result
 
 
 # Called after BUILD on any object: joblib writes raw array bytes right after its array wrapper,
