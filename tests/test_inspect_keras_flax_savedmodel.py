@@ -77,8 +77,13 @@ def test_keras_full_model_counts_match_keras(name: str) -> None:
     )
     assert all(t["role"] == "optimizer" for t in opt["tensors"])
     assert info.tensor_count + opt["tensor_count"] == truth["tensor_count"]  # every dataset, accounted for
-    assert opt["class"] == truth["optimizer_class_name"]
-    assert info.checkpoint["iterations"] == 1  # one fit step
+    assert opt["name"] == truth["optimizer_class_name"] and opt["in_tensor_table"] is False
+    # Adam's per-weight slots, as each writer names them: tf.keras 2 m/v, Keras 3 momentum/velocity.
+    assert opt["slots"] == (["m", "v"] if name.startswith("tfkeras2") else ["momentum", "velocity"])
+    assert opt["hyperparameters"]["beta_1"] == 0.9
+    assert opt["hyperparameters"]["learning_rate"] == pytest.approx(0.001)
+    assert info.checkpoint["counters"] == {"iterations": 1}  # one fit step
+    assert info.checkpoint["model"]["tensor_count"] == 2 and info.checkpoint["framework"] == "keras"
     meta = info.metadata
     assert meta["keras_version"] == truth["root_attrs"]["keras_version"]
     assert meta["backend"] == truth["root_attrs"]["backend"]
@@ -94,7 +99,7 @@ def _assert_offsets_match_h5py(info: ModelInfo, h5_path: Path) -> None:
     """Bytes at each reported offset (model and optimizer tensors) are exactly what h5py reads."""
     raw = Path(info.files[0]["path"]).read_bytes()
     spans = [(t.name, t.offset, t.nbytes) for t in info.tensors]
-    optimizer = (info.checkpoint or {}).get("optimizer", {}).get("tensors", [])
+    optimizer = ((info.checkpoint or {}).get("optimizer") or {}).get("tensors", [])
     spans += [(t["name"], t["offset"], t["nbytes"]) for t in optimizer]
     assert len(spans) > len(info.tensors)
     with h5py.File(h5_path, "r") as h5:
@@ -122,6 +127,9 @@ def test_keras3_weights_h5() -> None:
     assert opt["tensor_count"] == truth["optimizer_weight_tensor_count"]
     assert [t["name"] for t in opt["tensors"]] == [f"optimizer/vars/{i}" for i in range(6)]
     assert info.parameter_count + opt["parameter_count"] == truth["total_array_elements"]
+    # Numbered variables carry no slot names: they come from the optimizer's own name ("adam").
+    assert opt["name"] == "adam" and opt["slots"] == ["momentum", "velocity"]
+    assert info.checkpoint["counters"] == {"iterations": 1}
 
 
 @pytest.mark.skipif(not CORPUS_KERAS, reason="../shared/corpus is not present on this machine")
@@ -371,9 +379,12 @@ def test_flax_train_state_roles_and_step() -> None:
         k for k in truth["leaves"] if k.startswith("opt_state/") and truth["leaves"][k]["kind"] == "ndarray"
     }
     ckpt = info.checkpoint
-    assert ckpt["step"] == truth["step"]
-    assert ckpt["model_tensor_count"] == 2 and ckpt["model_parameter_count"] == truth["parameter_count"]
-    assert ckpt["optimizer_tensor_count"] == 5 and ckpt["optimizer_parameter_count"] == 17
+    assert ckpt["kind"] == "flax-train-state" and ckpt["framework"] == "flax"
+    assert ckpt["counters"] == {"step": truth["step"]}
+    assert ckpt["model"]["tensor_count"] == 2 and ckpt["model"]["parameter_count"] == truth["parameter_count"]
+    opt = ckpt["optimizer"]
+    assert opt["tensor_count"] == 5 and opt["parameter_count"] == 17
+    assert opt["slots"] == ["count", "mu", "nu"] and opt["in_tensor_table"] is True  # optax adam
     assert info.parameters_by_dtype == {"F32": 24, "I32": 1}
 
 

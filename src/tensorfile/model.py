@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 # Confidence levels used by detectors, so that "how sure" means the same in every module.
 CERTAIN = 1.0  # magic bytes plus a structure check that only this format passes
@@ -114,6 +115,111 @@ class TensorInfo:
         }
 
 
+# --- training checkpoints ---------------------------------------------------------------------------
+#
+# One shape for the training state of every framework (PyTorch, Keras, Flax), so `--json` readers and
+# the CLI line need no per-format code. TypedDicts rather than classes: the value is the JSON document
+# itself, and `info.checkpoint["kind"]` works in Python as it reads in the JSON.
+
+
+class TensorGroup(TypedDict):
+    """How much one part of a checkpoint holds."""
+
+    tensor_count: int
+    parameter_count: int
+    total_bytes: int
+
+
+class OptimizerState(TypedDict):
+    """The optimizer's share of a checkpoint."""
+
+    # As the file records it: the compiled class (Keras config), or the optimizer's own name in Keras 3
+    # weights ("adam"). None when the file does not say (torch state dicts, optax states).
+    name: str | None
+    tensor_count: int
+    parameter_count: int
+    total_bytes: int
+    slots: list[str]  # per-parameter state kinds: exp_avg, exp_avg_sq, step / momentum, velocity / mu, nu
+    hyperparameters: dict[str, Any]  # plain values the file keeps: lr, betas, weight_decay…
+    in_tensor_table: bool  # whether its tensors are in ModelInfo.tensors (role "optimizer")
+    tensors: list[dict[str, Any]]  # its tensors, only when they are not in the main table (Keras)
+
+
+# "class" is a Python keyword, hence the functional form.
+Checkpoint = TypedDict(
+    "Checkpoint",
+    {
+        "kind": str,  # state-dict | training-checkpoint | lightning-checkpoint | pickled-module | …
+        "framework": str,  # pytorch | keras | flax
+        "model": TensorGroup,  # everything that is not optimizer state
+        "optimizer": OptimizerState | None,
+        "counters": dict[str, Any],  # plain numbers at the top: epoch, step, global_step, iterations…
+        "class": str | None,  # the pickled object's class, for whole pickled objects
+        "top_level_keys": list[str],
+        "extra": dict[str, Any],  # format-specific: other plain values, Keras metric state…
+    },
+)
+
+CHECKPOINT_KEYS = ("kind", "framework", "model", "optimizer", "counters", "class", "top_level_keys", "extra")
+
+
+def tensor_group(tensors: Iterable[TensorInfo]) -> TensorGroup:
+    count = params = size = 0
+    for t in tensors:
+        count += 1
+        params += t.numel
+        size += t.nbytes
+    return {"tensor_count": count, "parameter_count": params, "total_bytes": size}
+
+
+def optimizer_state(
+    tensors: Iterable[TensorInfo],
+    *,
+    name: str | None = None,
+    slots: Iterable[str] = (),
+    hyperparameters: dict[str, Any] | None = None,
+    in_tensor_table: bool = True,
+) -> OptimizerState:
+    """The optimizer part; its tensors are listed here only when the main table leaves them out."""
+    tensors = list(tensors)
+    return {
+        "name": name,
+        **tensor_group(tensors),
+        "slots": list(dict.fromkeys(slots)),
+        "hyperparameters": dict(hyperparameters or {}),
+        "in_tensor_table": in_tensor_table,
+        "tensors": [] if in_tensor_table else [t.to_dict() for t in tensors],
+    }
+
+
+def new_checkpoint(
+    kind: str,
+    framework: str,
+    model: Iterable[TensorInfo],
+    optimizer: OptimizerState | None = None,
+    *,
+    counters: dict[str, Any] | None = None,
+    object_class: str | None = None,
+    top_level_keys: Iterable[str] = (),
+    extra: dict[str, Any] | None = None,
+) -> Checkpoint:
+    return {
+        "kind": kind,
+        "framework": framework,
+        "model": tensor_group(model),
+        "optimizer": optimizer,
+        "counters": dict(counters or {}),
+        "class": object_class,
+        "top_level_keys": [str(k) for k in top_level_keys],
+        "extra": dict(extra or {}),
+    }
+
+
+def is_plain_number(value: Any) -> bool:
+    """An int or float counter value (bool is an int in Python, but never a counter)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class ModelInfo:
     """What `inspect` reports for one model file or folder."""
@@ -125,7 +231,8 @@ class ModelInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     architecture: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
+    # The shared training-state summary (see Checkpoint); SavedModel still fills a plain dict.
+    checkpoint: Checkpoint | dict[str, Any] | None = None
     pickle: dict[str, Any] | None = None  # imports and calls a pickle would make
     components: dict[str, ModelInfo] = field(default_factory=dict)  # Diffusers parts
     warnings: list[str] = field(default_factory=list)

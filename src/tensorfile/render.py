@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -120,21 +121,32 @@ def _short(value: Any, width: int = 90) -> str:
 
 
 def _checkpoint_line(checkpoint: dict[str, Any]) -> str:
-    """kind; then counters and sub-summaries, whatever shape the format's reader gave them."""
-    parts = [str(checkpoint.get("kind"))]
-    for key, value in checkpoint.items():
-        if key in ("kind", "top_level_keys", "class") or value in (None, {}, 0):
-            continue
-        if isinstance(value, dict):
-            if "tensor_count" in value:
-                extra = f", {value['class']}" if value.get("class") else ""
-                count = human_count(int(value.get("parameter_count", 0)))
-                parts.append(f"{key}: {value['tensor_count']} tensors, {count}{extra}")
-            else:
-                parts.append(", ".join(f"{k}={v}" for k, v in value.items()))
-        elif isinstance(value, (int, float, str)):
-            parts.append(f"{key}={human_count(value) if isinstance(value, int) else value}")
-    return "; ".join(parts)
+    """kind; model part; optimizer part with its slots; counters (the shared Checkpoint shape)."""
+    if "model" not in checkpoint or "framework" not in checkpoint:
+        # A reader still giving its own flat dict (SavedModel): plain values as they come.
+        return escape(
+            "; ".join(f"{k}={v}" for k, v in checkpoint.items() if isinstance(v, (int, float, str)))
+        )
+    head = f"{checkpoint['kind']} ({checkpoint['framework']})"
+    if checkpoint.get("class"):
+        head += f" {checkpoint['class']}"
+    model = checkpoint["model"]
+    parts = [head, f"model {model['tensor_count']} tensors, {human_count(model['parameter_count'])} params"]
+    opt = checkpoint.get("optimizer")
+    if opt:
+        text = f"optimizer{' ' + opt['name'] if opt.get('name') else ''} {opt['tensor_count']} tensors, "
+        text += f"{human_count(opt['parameter_count'])} params"
+        if opt.get("slots"):
+            text += f" ({', '.join(opt['slots'][:8])})"
+        hyper = opt.get("hyperparameters") or {}
+        rate = hyper.get("lr", hyper.get("learning_rate"))
+        if rate is not None:
+            text += f" lr={rate:g}" if isinstance(rate, (int, float)) else f" lr={rate}"
+        parts.append(text)
+    counters = checkpoint.get("counters") or {}
+    if counters:
+        parts.append(", ".join(f"{k}={v}" for k, v in list(counters.items())[:8]))
+    return escape("; ".join(parts))  # names from the file must not read as rich markup
 
 
 def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: int | None) -> None:

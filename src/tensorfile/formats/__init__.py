@@ -43,6 +43,7 @@ FILE_DETECTORS: tuple[FileDetector, ...] = (
     hf.detect_quantized_file,
     safetensors.detect_file,
     safetensors.detect_index,
+    keras.detect_sharded_index,
     numpy.detect_file,
     pytorch.detect_file,
     keras.detect_file,
@@ -65,6 +66,7 @@ DIR_DETECTORS: tuple[DirDetector, ...] = (
     hf.detect_diffusers_dir,
     hf.detect_quantized_dir,
     safetensors.detect_dir,
+    keras.detect_dir,
 )
 
 

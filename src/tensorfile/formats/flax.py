@@ -8,7 +8,17 @@ from typing import Any
 
 from ..dtypes import UnknownDType, lookup, nbytes
 from ..errors import FormatError
-from ..model import CERTAIN, LIKELY, Detection, Identification, ModelInfo, TensorInfo
+from ..model import (
+    CERTAIN,
+    LIKELY,
+    Detection,
+    Identification,
+    ModelInfo,
+    TensorInfo,
+    is_plain_number,
+    new_checkpoint,
+    optimizer_state,
+)
 from ..probe import FileProbe
 from ..source import ByteSource, FileSource, read_exact
 
@@ -400,6 +410,18 @@ def _flax_role(path: str, top_keys: set[str]) -> str:
     return "weight"
 
 
+def _flax_slots(tensors: list[TensorInfo]) -> list[str]:
+    """optax state kinds: opt_state/0/mu/dense/kernel -> mu (tuple indices skipped); flax.optim's
+    state/param_states/<param path>/grad_ema -> grad_ema."""
+    slots: list[str] = []
+    for t in tensors:
+        parts = [p for p in t.name.split("/")[1:] if not p.isdigit()]
+        if not parts:
+            continue
+        slots.append(parts[-1] if parts[0] == "param_states" else parts[0])
+    return list(dict.fromkeys(slots))
+
+
 def inspect_file(path: Path, ident: Identification) -> ModelInfo:
     with FileSource(path) as source:
         walker = _TreeWalker(source, str(path))
@@ -407,6 +429,7 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
         end = walker.value(0, ())
         size = source.size
         step = walker.plain.get("step")
+        step_tensor = None
         for tensor in walker.tensors:
             if (
                 tensor.name == "step"
@@ -417,6 +440,7 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
                 # An array-valued step counter: its few bytes are training state, not weights.
                 raw = read_exact(source, tensor.offset or 0, tensor.nbytes, "step counter")
                 step = int.from_bytes(raw, "little", signed=tensor.dtype[0] == "I")
+                step_tensor = tensor
     info = ModelInfo(str(path), "flax-msgpack", files=[{"path": str(path), "size_bytes": size}])
     info.warnings.extend(walker.warnings)
     if end != size:
@@ -438,16 +462,18 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
         info.metadata["plain_values"] = dict(list(plain.items())[:64])
     optimizer = [t for t in info.tensors if t.role == "optimizer"]
     if train_state or optimizer:
-        weights = [t for t in info.tensors if t.role == "weight"]
-        info.checkpoint = {
-            "kind": "flax-train-state" if train_state else "flax-optimizer",
-            "model_tensor_count": len(weights),
-            "model_parameter_count": sum(t.numel for t in weights),
-            "optimizer_tensor_count": len(optimizer),
-            "optimizer_parameter_count": sum(t.numel for t in optimizer),
-        }
+        # Counters: plain numbers at the top of the tree (step, and epoch when a trainer adds one).
+        counters = {k: v for k, v in walker.plain.items() if "/" not in k and is_plain_number(v)}
         if step is not None:
-            info.checkpoint["step"] = step
+            counters["step"] = step
+        info.checkpoint = new_checkpoint(
+            "flax-train-state" if train_state else "flax-optimizer",
+            "flax",
+            [t for t in info.tensors if t.role != "optimizer" and t is not step_tensor],
+            optimizer_state(optimizer, slots=_flax_slots(optimizer)) if optimizer else None,
+            counters=dict(list(counters.items())[:32]),
+            top_level_keys=sorted(top_keys),
+        )
     return info
 
 

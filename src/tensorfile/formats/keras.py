@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import struct
@@ -16,8 +17,20 @@ from typing import Any
 
 from ..dtypes import UnknownDType, lookup, nbytes
 from ..errors import FormatError, TensorfileError
-from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
-from ..probe import MAX_ZIP_MEMBER_READ, FileProbe, stored_member_offset
+from ..model import (
+    CERTAIN,
+    STRONG,
+    Detection,
+    Identification,
+    ModelInfo,
+    TensorInfo,
+    add_warning,
+    is_plain_number,
+    new_checkpoint,
+    optimizer_state,
+    tensor_group,
+)
+from ..probe import MAX_ZIP_MEMBER_READ, DirProbe, FileProbe, stored_member_offset
 from ..source import FileSource, SliceSource
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -188,12 +201,15 @@ def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def _keras3_layout(h5: Any) -> str | None:
     """Keras 3 H5IOStore layout: layers/<name>/vars/<i> datasets (and optimizer/vars)."""
     layers = h5.get("layers")
-    if layers is None or not hasattr(layers, "keys"):
-        return None
-    for name in list(layers.keys())[:32]:
-        group = layers[name]
-        if hasattr(group, "keys") and "vars" in group:
-            return "Keras 3 layout: layers/<name>/vars datasets"
+    if layers is not None and hasattr(layers, "keys"):
+        for name in list(layers.keys())[:32]:
+            group = layers[name]
+            if hasattr(group, "keys") and "vars" in group:
+                return "Keras 3 layout: layers/<name>/vars datasets"
+    optimizer = h5.get("optimizer")
+    if optimizer is not None and hasattr(optimizer, "keys") and "vars" in optimizer:
+        # A later shard of sharded weights may hold only the optimizer's variables.
+        return "Keras 3 layout: optimizer/vars datasets"
     return None
 
 
@@ -235,6 +251,86 @@ def detect_file(probe: FileProbe) -> Detection | None:
     if probe.is_zip or probe.zip_error:
         return detect_keras_zip(probe)
     return detect_hdf5(probe)
+
+
+# --- sharded Keras 3 weights --------------------------------------------------------------------------
+#
+# model.save_weights("model.weights.json", max_shard_size=GB) (keras saving_lib.ShardedH5IOStore)
+# writes an index {"metadata": {"total_size": bytes}, "weight_map": {"/layers/dense/vars":
+# "model_00000.weights.h5", …}} and shards named <base>_NNNNN.weights.h5, each an ordinary Keras 3
+# weights file. The map records a variable group only in the shard where it started: when a shard
+# fills up in the middle of a group, the rest of the group goes to the next shard under the same
+# group path, and a shard holding only such continuations is named by no map entry. So the shards
+# are the map's files plus every sibling named <base>_NNNNN.weights.h5.
+
+SHARD_INDEX_SUFFIX = ".weights.json"
+_MAX_INDEX = 64 * 1024 * 1024
+
+
+def _shard_siblings(folder: Path, index_name: str) -> list[str]:
+    base = index_name[: -len(SHARD_INDEX_SUFFIX)]  # "model.weights.json" -> "model", as Keras names it
+    pattern = re.compile(rf"^{re.escape(base)}_\d{{5}}\.weights\.h5$")
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if pattern.match(e.name))
+    except OSError:
+        return []
+
+
+def _sharded_index(index: Any, folder: Path, index_name: str) -> Detection | None:
+    """A Keras shard index: weight_map values are .weights.h5 file names (or lists of them)."""
+    if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+        return None
+    named: list[str] = []
+    for value in index["weight_map"].values():
+        for name in value if isinstance(value, list) else [value]:
+            if not isinstance(name, str) or not name.endswith(".weights.h5"):
+                return None
+            named.append(name)
+    if not named:
+        return None
+    warnings: list[str] = []
+    outside = sorted({n for n in named if n != Path(n).name})
+    if outside:
+        warnings.append(f"weight_map names files outside the folder: {', '.join(outside[:3])}")
+    shards = sorted({n for n in named if n == Path(n).name} | set(_shard_siblings(folder, index_name)))
+    missing = [s for s in shards if not (folder / s).is_file()]
+    if missing:
+        warnings.append(f"{len(missing)} of {len(shards)} shards missing: {', '.join(missing[:3])}")
+    details: dict[str, Any] = {
+        "variant": "keras3-sharded-weights",
+        "container": "sharded",
+        "index": index_name,
+        "shards": shards,
+    }
+    metadata = index.get("metadata")
+    if isinstance(metadata, dict) and is_plain_number(metadata.get("total_size")):
+        details["total_size"] = metadata["total_size"]
+    evidence = [
+        f"{index_name}: Keras weight_map of {len(index['weight_map'])} variable groups "
+        f"over {len(shards)} .weights.h5 shards"
+    ]
+    return Detection("keras-h5", CERTAIN, evidence, details, warnings)
+
+
+def detect_sharded_index(probe: FileProbe) -> Detection | None:
+    """The `*.weights.json` index of sharded Keras 3 weights, given on its own."""
+    if not probe.name.endswith(SHARD_INDEX_SUFFIX) or probe.size > _MAX_INDEX:
+        return None
+    try:
+        index = json.loads(probe.read(0, probe.size))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _sharded_index(index, probe.path.parent, probe.name)
+
+
+def detect_dir(probe: DirProbe) -> Detection | None:
+    """A folder holding sharded Keras 3 weights (the index plus its shards)."""
+    for name in probe.matching(SHARD_INDEX_SUFFIX):
+        found = _sharded_index(probe.read_json(name), probe.path, name)
+        if found is not None:
+            return found
+    return None
 
 
 # --- inspect --------------------------------------------------------------------------------------
@@ -349,47 +445,143 @@ def _h5_role(name: str) -> str:
     return "buffer" if leaf.startswith(_BUFFER_NAMES) else "weight"
 
 
+# Training-state facts the isolated HDF5 reader passes back in metadata; _split_training_state
+# moves them into info.checkpoint and removes them from the metadata.
+_TRAINING_FACTS = (
+    "optimizer_iterations",
+    "optimizer_learning_rate",
+    "optimizer_var_name",
+    "optimizer_hyperparameters",
+)
+
+
 def _read_h5(h5: Any, label: str, base: int | None, info: ModelInfo) -> list[TensorInfo]:
-    """All numeric datasets as TensorInfo with a role; the iteration counter goes to info.checkpoint."""
+    """All numeric datasets as TensorInfo with a role; the iteration counter and the current learning
+    rate (a few bytes each) go to the training facts."""
+    import numpy as np
+
     tensors: list[TensorInfo] = []
     for name, ds in _ordered_datasets(h5):
         tensor = _dataset_tensor(ds, name, label, base, info.warnings)
         if tensor is None:
             continue
         tensor.role = _h5_role(name)
-        if tensor.role == "optimizer" and tensor.numel == 1 and tensor.dtype in ("I64", "I32"):
+        if tensor.role == "optimizer" and tensor.numel == 1:
             leaf = name.rsplit("/", 1)[-1].split(":")[0]
-            if leaf in ("iteration", "iterations", "iter") or name == "optimizer/vars/0":
-                # An 8-byte step counter is training state, not weights: worth the tiny read.
-                info.metadata["optimizer_iterations"] = int(ds[()])
+            # Keras 3 numbers its optimizer variables: iterations first, then the learning rate
+            # (unless it is a schedule, and then vars/1 is a slot, which a scalar rarely is).
+            if tensor.dtype in ("I64", "I32") and (
+                leaf in ("iteration", "iterations", "iter") or name == "optimizer/vars/0"
+            ):
+                info.metadata["optimizer_iterations"] = int(np.asarray(ds[()]).reshape(-1)[0])
+            elif tensor.dtype in ("F32", "F64", "F16") and (
+                leaf in ("learning_rate", "lr") or name == "optimizer/vars/1"
+            ):
+                info.metadata["optimizer_learning_rate"] = float(np.asarray(ds[()]).reshape(-1)[0])
         tensors.append(tensor)
+    opt_vars = h5.get("optimizer/vars")
+    if opt_vars is not None and "name" in opt_vars.attrs:  # Keras 3.x: the optimizer's own name, "adam"
+        info.metadata["optimizer_var_name"] = _attr_text(opt_vars.attrs["name"])
     return tensors
 
 
-def _split_training_state(info: ModelInfo, tensors: list[TensorInfo], optimizer_class: str | None) -> None:
-    """Model weights into info.tensors; optimizer and metric state into info.checkpoint."""
-    info.tensors = [t for t in tensors if t.role in ("weight", "buffer")]
-    state: dict[str, Any] = {}
-    for role, key in (("optimizer", "optimizer"), ("metric", "metrics")):
-        part = [t for t in tensors if t.role == role]
-        if not part:
+# Per-weight slot names as Keras' optimizers create them (add_optimizer_variables), for the Keras 3
+# layout that numbers the variables (optimizer/vars/N) instead of naming them. Only the slots every
+# configuration creates; conditional ones (SGD momentum, RMSprop centered…) are not guessed.
+_KERAS3_SLOTS = {
+    "adam": ("momentum", "velocity"),
+    "adamw": ("momentum", "velocity"),
+    "lamb": ("momentum", "velocity"),
+    "adagrad": ("accumulator",),
+    "ftrl": ("accumulator", "linear"),
+    "adadelta": ("accumulated_grad", "accumulated_delta_var"),
+    "rmsprop": ("velocity",),
+}
+# Slot names in named optimizer weights: tf.keras 2 (Adam/m/dense/kernel:0, or the older
+# Adam/dense/kernel/m:0) and Keras 3's legacy .h5 (adam/dense_kernel_momentum). Longest first.
+_SLOT_NAMES = (
+    "accumulated_delta_var",
+    "accumulated_grad",
+    "average_gradient",
+    "velocity_hat",
+    "accumulator",
+    "momentum",
+    "velocity",
+    "linear",
+    "vhat",
+    "rms",
+    "mg",
+    "m",
+    "v",
+    "u",
+)
+_SCALAR_STATE = {"iteration", "iterations", "iter", "learning_rate", "lr", "decay", "u_product"}
+
+
+def _keras_slots(tensors: list[TensorInfo], name: str | None) -> list[str]:
+    slots: list[str] = []
+    numbered = False
+    for t in tensors:
+        parts = [p.split(":")[0] for p in t.name.split("/")[1:]]  # without the optimizer group
+        if not parts or parts[-1].lower() in _SCALAR_STATE:
             continue
-        for t in part:
-            t.role = "optimizer" if role == "optimizer" else "buffer"
-        state[key] = {
-            "tensor_count": len(part),
-            "parameter_count": sum(t.numel for t in part),
-            "total_bytes": sum(t.nbytes for t in part),
-            "tensors": [t.to_dict() for t in part],
-        }
-    if state:
-        if optimizer_class and "optimizer" in state:
-            state["optimizer"]["class"] = optimizer_class
-        if "optimizer_iterations" in info.metadata:
-            state["iterations"] = info.metadata.pop("optimizer_iterations")
-        info.checkpoint = {"kind": "keras-training-state", **state}
-    else:
-        info.metadata.pop("optimizer_iterations", None)
+        leaf = parts[-1]
+        if leaf.isdigit():
+            numbered = True
+        elif leaf in _SLOT_NAMES:
+            slots.append(leaf)
+        elif len(parts) > 2 and parts[1] in _SLOT_NAMES:
+            slots.append(parts[1])
+        else:
+            suffix = next((s for s in _SLOT_NAMES if leaf.endswith("_" + s)), None)
+            if suffix:
+                slots.append(suffix)
+    if numbered and name:
+        key = name.rsplit(">", 1)[-1].lower()  # "Custom>Adam" is tf.keras' registered name
+        slots.extend(_KERAS3_SLOTS.get(key, ()))
+    return list(dict.fromkeys(slots))
+
+
+def _split_training_state(info: ModelInfo, tensors: list[TensorInfo], optimizer_class: str | None) -> None:
+    """Model weights into info.tensors; optimizer and metric state into info.checkpoint.
+
+    Keras' counting rule keeps optimizer tensors out of the model's table, so the checkpoint lists
+    them itself (optimizer.tensors, in_tensor_table false); metric accumulators go to extra.metrics.
+    """
+    facts = {key: info.metadata.pop(key) for key in _TRAINING_FACTS if key in info.metadata}
+    info.tensors = [t for t in tensors if t.role in ("weight", "buffer")]
+    optimizer = [t for t in tensors if t.role == "optimizer"]
+    metrics = [t for t in tensors if t.role == "metric"]
+    if not optimizer and not metrics:
+        return
+    extra: dict[str, Any] = {}
+    if metrics:
+        for t in metrics:
+            t.role = "buffer"
+        extra["metrics"] = {**tensor_group(metrics), "tensors": [t.to_dict() for t in metrics]}
+    opt = None
+    if optimizer:
+        name = optimizer_class or facts.get("optimizer_var_name")
+        hyper = dict(facts.get("optimizer_hyperparameters") or {})
+        if "optimizer_learning_rate" in facts:  # the variable's current value beats the config's
+            hyper["learning_rate"] = facts["optimizer_learning_rate"]
+        opt = optimizer_state(
+            optimizer,
+            name=name,
+            slots=_keras_slots(optimizer, name),
+            hyperparameters=hyper,
+            in_tensor_table=False,
+        )
+    iterations = facts.get("optimizer_iterations")
+    info.checkpoint = new_checkpoint(
+        "keras-training-state",
+        "keras",
+        info.tensors,
+        opt,
+        counters={} if iterations is None else {"iterations": iterations},
+        top_level_keys=dict.fromkeys(t.name.split("/", 1)[0] for t in tensors),
+        extra=extra,
+    )
 
 
 def _config_summary(config: Any) -> dict[str, Any]:
@@ -430,6 +622,15 @@ def _optimizer_class(training_config: Any) -> str | None:
     return opt if isinstance(opt, str) else None
 
 
+def _optimizer_numbers(training_config: Any) -> dict[str, Any]:
+    """Numeric settings of the compiled optimizer (learning_rate, beta_1, epsilon…)."""
+    opt = training_config.get("optimizer_config") or training_config.get("optimizer")
+    config = opt.get("config") if isinstance(opt, dict) else None
+    if not isinstance(config, dict):
+        return {}
+    return {str(k): v for k, v in list(config.items())[:64] if is_plain_number(v)}
+
+
 def _json_attr(h5: Any, name: str, info: ModelInfo) -> Any:
     if name not in h5.attrs:
         return None
@@ -454,6 +655,7 @@ def _h5_metadata(h5: Any, info: ModelInfo) -> str | None:
     training = _json_attr(h5, "training_config", info)
     if isinstance(training, dict):
         info.metadata["optimizer_class"] = _optimizer_class(training)
+        info.metadata["optimizer_hyperparameters"] = _optimizer_numbers(training)
         if training.get("loss") is not None:
             info.metadata["loss"] = training.get("loss")
     return info.metadata.get("optimizer_class")
@@ -497,6 +699,8 @@ def _read_isolated(
 
 
 def inspect_h5(path: Path, ident: Identification) -> ModelInfo:
+    if ident.details.get("variant") == "keras3-sharded-weights":
+        return inspect_sharded(path, ident)
     info = ModelInfo(str(path), "keras-h5")
     with FileSource(path) as source:
         info.files.append({"path": str(path), "size_bytes": source.size})
@@ -505,6 +709,71 @@ def inspect_h5(path: Path, ident: Identification) -> ModelInfo:
     info.warnings.extend(warnings)
     _split_training_state(info, tensors, optimizer_class)
     return info
+
+
+def inspect_sharded(path: Path, ident: Identification) -> ModelInfo:
+    """Every shard of sharded Keras 3 weights, read like one .weights.h5 (one isolated read each)."""
+    folder = path if path.is_dir() else path.parent
+    index_name = str(ident.details.get("index"))
+    shards = [str(s) for s in ident.details.get("shards", [])]
+    missing = [s for s in shards if not (folder / s).is_file()]
+    if missing:
+        raise FormatError(f"shard(s) missing: {', '.join(missing[:3])}", path)
+    if not shards:
+        raise FormatError(f"{index_name} names no shard file in its folder", path)
+    try:
+        raw = (folder / index_name).read_bytes()[: _MAX_INDEX + 1]
+        index = json.loads(raw) if len(raw) <= _MAX_INDEX else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        index = None
+    if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+        raise FormatError(f"{index_name} is no longer a readable shard index", path)
+    info = ModelInfo(str(path), "keras-h5")
+    info.files.append({"path": index_name, "size_bytes": len(raw)})
+    tensors: list[TensorInfo] = []
+    seen: set[str] = set()
+    facts: dict[str, Any] = {}
+    for shard in shards:
+        with FileSource(folder / shard) as source:
+            info.files.append({"path": shard, "size_bytes": source.size})
+            part, metadata, warnings, _ = _read_isolated(
+                source.open_stream, shard, 0, folder / shard, root_attrs=False
+            )
+        info.warnings.extend(f"{shard}: {w}" for w in warnings)
+        for key in _TRAINING_FACTS:
+            if key in metadata:
+                facts.setdefault(key, metadata[key])
+        for tensor in part:
+            if tensor.name in seen:
+                add_warning(info.warnings, f"{shard}: {tensor.name} is already in an earlier shard: skipped")
+                continue
+            seen.add(tensor.name)
+            tensors.append(tensor)
+    info.metadata = {"variant": "keras3-sharded-weights", "index": index_name, "shards": len(shards), **facts}
+    _check_shard_index(index, tensors, info)
+    _split_training_state(info, tensors, None)
+    return info
+
+
+def _check_shard_index(index: dict[str, Any], tensors: list[TensorInfo], info: ModelInfo) -> None:
+    """Warn where the index and the shards disagree: groups not where the map says, total size."""
+    groups = {(t.file, "/" + t.name.rsplit("/", 1)[0]) for t in tensors if "/" in t.name}
+    wrong = []
+    for group, value in index["weight_map"].items():
+        files = value if isinstance(value, list) else [value]
+        if not any((f, str(group)) in groups for f in files):
+            wrong.append(str(group))
+    if wrong:
+        add_warning(
+            info.warnings,
+            f"{len(wrong)} weight_map entries name a shard without that group (e.g. {wrong[0]})",
+        )
+    total = index.get("metadata", {}).get("total_size") if isinstance(index.get("metadata"), dict) else None
+    stored = sum(t.nbytes for t in tensors)
+    if is_plain_number(total) and int(total) != stored:
+        info.warnings.append(f"index metadata.total_size is {total} but the shards hold {stored} bytes")
+    if is_plain_number(total):
+        info.metadata["total_size"] = int(total)
 
 
 # --- .keras zip ---------------------------------------------------------------------------------------
@@ -559,6 +828,7 @@ def _keras_zip_weights(
             optimizer_class = _optimizer_class(compile_config)
             if optimizer_class:
                 info.metadata["optimizer_class"] = optimizer_class
+                info.metadata["optimizer_hyperparameters"] = _optimizer_numbers(compile_config)
     names = set(zf.namelist())
     if "model.weights.h5" in names:
         member = zf.getinfo("model.weights.h5")
@@ -583,8 +853,7 @@ def _keras_zip_weights(
             open_stream, str(path), base, f"{path}!model.weights.h5", root_attrs=False
         )
         info.warnings.extend(warnings)
-        if "optimizer_iterations" in metadata:
-            info.metadata["optimizer_iterations"] = metadata["optimizer_iterations"]
+        info.metadata.update({k: v for k, v in metadata.items() if k in _TRAINING_FACTS})
         return tensors, optimizer_class
     if "model.weights.npz" in names:
         info.metadata["weights_member"] = "model.weights.npz"

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import posixpath
 import struct
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from ..errors import FormatError, UnsupportedError
-from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
-from ..picklevm import Call, Global, PickleResult, read_pickle
+from ..errors import FormatError
+from ..model import (
+    CERTAIN,
+    STRONG,
+    Detection,
+    Identification,
+    ModelInfo,
+    OptimizerState,
+    TensorInfo,
+    is_plain_number,
+    new_checkpoint,
+    optimizer_state,
+)
+from ..picklevm import Call, Global, PersistentRef, PickleResult, read_pickle, read_pickle_stream
 from ..probe import FileProbe, stored_member_offset
-from ..torchpickle import ITEMSIZE, OPTIMIZER_KEYS, TensorRecord, collect_tensors
+from ..source import SliceSource
+from ..torchpickle import ITEMSIZE, OPTIMIZER_KEYS, STORAGE_DTYPES, TensorRecord, collect_tensors
 
 # torch's legacy magic number 0x1950a86a20f9469cfc6c, pickled first in every legacy file.
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -23,19 +36,7 @@ _LEGACY_TAR_MEMBERS = {"sys_info", "pickle", "storages", "tensors"}
 MAX_PICKLE_READ = 64 * 1024 * 1024
 
 _MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "model_state", "ema", "params")
-_COUNTER_KEYS = (
-    "epoch",
-    "step",
-    "global_step",
-    "iteration",
-    "iter",
-    "best_acc",
-    "loss",
-    "lr_scheduler",
-    "scheduler",
-    "scaler",
-    "amp",
-)
+_MAX_PLAIN = 32  # top-level plain values reported; a hostile dict may hold millions
 
 
 def archive_layout(names: list[str]) -> tuple[str, str] | None:
@@ -89,11 +90,7 @@ def checkpoint_kind(value: Any) -> tuple[str, dict[str, Any]]:
     if "pytorch-lightning_version" in lowered:
         return "lightning-checkpoint", info
     optimizer = [lowered[k] for k in OPTIMIZER_KEYS if k in lowered]
-    counters = {
-        lowered[k]: items[lowered[k]]
-        for k in _COUNTER_KEYS
-        if k in lowered and isinstance(items[lowered[k]], (int, float))
-    }
+    counters, _ = plain_values(items)
     if counters:
         info["counters"] = counters
     if optimizer:
@@ -104,6 +101,20 @@ def checkpoint_kind(value: Any) -> tuple[str, dict[str, Any]]:
     if any(is_tensor_rebuild(v) for v in items.values()):
         return "state-dict", info
     return "dict", info
+
+
+def plain_values(items: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(numbers, other plain values) at the top of a checkpoint dict: epoch, step, loss; versions, flags."""
+    numbers: dict[str, Any] = {}
+    others: dict[str, Any] = {}
+    for key, value in items.items():
+        if len(numbers) + len(others) >= _MAX_PLAIN:
+            break
+        if is_plain_number(value):
+            numbers[str(key)] = value
+        elif isinstance(value, bool) or (isinstance(value, str) and len(value) <= 200):
+            others[str(key)] = value
+    return numbers, others
 
 
 def _kind_details(result: PickleResult) -> dict[str, Any]:
@@ -279,19 +290,91 @@ def _to_tensors(
         )
 
 
+def _mapping(value: Any) -> dict[Any, Any] | None:
+    """A symbolic dict: a plain dict, or an OrderedDict call's items."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, Call) and isinstance(value.func, Global) and value.func.name == "OrderedDict":
+        return value.items
+    return None
+
+
+def _optimizer_dicts(value: Any, depth: int = 0) -> list[dict[Any, Any]]:
+    """Optimizer state dicts ({state, param_groups}) under an optimizer key: one, a list (Lightning's
+    optimizer_states) or a dict of them (several named optimizers)."""
+    items = _mapping(value)
+    if items is not None and "state" in items and "param_groups" in items:
+        return [items]
+    if depth >= 3:
+        return []
+    children = (
+        list(items.values()) if items is not None else value if isinstance(value, (list, tuple)) else []
+    )
+    return [d for child in children[:64] for d in _optimizer_dicts(child, depth + 1)]
+
+
+def _hyperparameters(group: Any) -> dict[str, Any]:
+    """Numbers of a torch param group (lr, betas, eps, weight_decay…); flags and param ids left out."""
+    items = _mapping(group) or {}
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        if key == "params":
+            continue
+        if is_plain_number(value):
+            out[str(key)] = value
+        elif isinstance(value, (tuple, list)) and 0 < len(value) <= 8 and all(map(is_plain_number, value)):
+            out[str(key)] = list(value)
+    return out
+
+
+def _optimizer(items: dict[Any, Any], tensors: list[TensorInfo]) -> OptimizerState | None:
+    """Slots (exp_avg, exp_avg_sq, step…) and hyperparameters read from the symbolic optimizer dicts.
+
+    torch's optimizer state dict does not record the optimizer class, so `name` stays None; the
+    slots and hyperparameters say which family it is.
+    """
+    found = [
+        d
+        for key, value in items.items()
+        if str(key).lower() in OPTIMIZER_KEYS
+        for d in _optimizer_dicts(value)
+    ]
+    if not found and not tensors:
+        return None
+    slots: list[str] = []
+    for opt in found:
+        for per_param in list((_mapping(opt["state"]) or {}).values())[:4096]:
+            slots.extend(str(k) for k in (_mapping(per_param) or {}))
+    groups = found[0]["param_groups"] if found else None
+    first = groups[0] if isinstance(groups, (list, tuple)) and groups else None
+    return optimizer_state(tensors, slots=slots, hyperparameters=_hyperparameters(first))
+
+
+def _is_module(value: Any) -> bool:
+    """A pickled torch.nn.Module: its __dict__ holds _parameters / _modules."""
+    state = value.state if isinstance(value, Call) else None
+    return isinstance(state, dict) and ("_parameters" in state or "_modules" in state)
+
+
 def _checkpoint(value: Any, info: ModelInfo) -> None:
     kind, details = checkpoint_kind(value)
-    roles = info.parameters_by_role
-    info.checkpoint = {
-        "kind": kind,
-        "counters": details.get("counters", {}),
-        "top_level_keys": details.get("top_level_keys"),
-        "model_parameters": roles.get("weight", 0) + roles.get("buffer", 0),
-        "optimizer_parameters": roles.get("optimizer", 0),
-        "optimizer_tensors": sum(1 for t in info.tensors if t.role == "optimizer"),
-    }
-    if kind == "pickled-object":
-        info.checkpoint["class"] = details.get("class")
+    if kind == "pickled-object" and _is_module(value):
+        kind = "pickled-module"
+    items = _mapping(value) or {}
+    counters, others = plain_values(items)
+    optimizer_tensors = [t for t in info.tensors if t.role == "optimizer"]
+    optimizer = _optimizer(items, optimizer_tensors)
+    extra: dict[str, Any] = {"values": others} if others else {}
+    info.checkpoint = new_checkpoint(
+        kind,
+        "pytorch",
+        [t for t in info.tensors if t.role != "optimizer"],
+        optimizer,
+        counters=counters,
+        object_class=details.get("class"),
+        top_level_keys=details.get("top_level_keys", []),
+        extra=extra,
+    )
 
 
 def _zip_storages(probe: FileProbe, root: str, folder: str = "data") -> dict[str, tuple[int | None, int]]:
@@ -347,7 +430,7 @@ def inspect_zip(path: Path, ident: Identification) -> ModelInfo:
 
 def inspect_legacy(path: Path, ident: Identification) -> ModelInfo:
     if ident.details.get("container") == "tar":
-        raise UnsupportedError("the pre-1.0 tar layout of torch.save is not inspected yet", path)
+        return inspect_legacy_tar(path, ident)
     probe = FileProbe(path)
     try:
         offset = 0
@@ -388,6 +471,281 @@ def inspect_legacy(path: Path, ident: Identification) -> ModelInfo:
         return info
     finally:
         probe.close()
+
+
+# --- legacy tar layout -----------------------------------------------------------------------------
+#
+# The first torch.save (torch 0.1.x, replaced before 0.4) wrote an uncompressed tar, as read by
+# torch/serialization.py `legacy_load`:
+#   sys_info  pickle {protocol_version, little_endian, type_sizes}
+#   pickle    the object; each tensor or storage is a persistent id str(cdata key), each module
+#             class a (class, source file, source) tuple
+#   tensors   pickle(count), then per tensor pickle((key, storage key, tensor type)) followed by
+#             int32 ndim, 4 pad bytes, int64 sizes[ndim], int64 strides[ndim], int64 storage offset
+#   storages  pickle(count), then per root storage pickle((key, location, storage type)) followed by
+#             int64 element count and the raw bytes; last, pickle([(view key, root key, offset, numel)])
+# Only pickles and the small fixed headers are read; storage bytes are skipped by seeking.
+
+_MAX_TAR_MEMBERS = 64
+_MAX_NDIM = 64
+
+
+def _tar_members(probe: FileProbe) -> dict[str, tuple[int, int]]:
+    """Member name -> (absolute data offset, size), from the tar headers alone."""
+    members: dict[str, tuple[int, int]] = {}
+    try:
+        with tarfile.open(fileobj=probe.source.open_stream(), mode="r:") as tar:
+            for member in tar:
+                if len(members) >= _MAX_TAR_MEMBERS:
+                    break
+                if member.isfile():
+                    members[member.name] = (member.offset_data, member.size)
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise FormatError(f"tar headers are unreadable ({exc})", probe.path) from None
+    for name, (start, size) in members.items():
+        if start + size > probe.size:
+            raise FormatError(f"tar member {name!r} runs past the end of the file: truncated", probe.path)
+    return members
+
+
+class _Member:
+    """Sequential reads inside one tar member: pickles, fixed-size headers, and skips over raw data."""
+
+    def __init__(self, probe: FileProbe, name: str, start: int, size: int) -> None:
+        self.name = name
+        self.path = probe.path
+        self.start = start
+        self.size = size
+        label = f"{probe.path}:{name}"
+        self.stream: BinaryIO = io.BufferedReader(
+            SliceSource(probe.source, start, size, label).open_stream(),  # type: ignore[arg-type]
+            1 << 16,
+        )
+
+    def pickle(self, what: str) -> Any:
+        try:
+            return read_pickle_stream(self.stream, name=f"{self.path}:{self.name}").value
+        except FormatError as exc:
+            message = f"{self.name} member: {what} is unreadable ({exc.message})"
+            raise FormatError(message, self.path) from None
+
+    def unpack(self, fmt: str, what: str) -> tuple[Any, ...]:
+        size = struct.calcsize(fmt)
+        data = self.stream.read(size)
+        if len(data) < size:
+            raise FormatError(f"{self.name} member ends inside {what}: truncated", self.path)
+        return struct.unpack(fmt, data)
+
+    @property
+    def pos(self) -> int:
+        return self.stream.tell()
+
+    def skip(self, n: int, what: str) -> None:
+        if n < 0 or self.pos + n > self.size:
+            raise FormatError(f"{what} runs past the end of the {self.name} member", self.path)
+        self.stream.seek(n, io.SEEK_CUR)
+
+    def count(self, what: str) -> int:
+        n = self.pickle(f"the {what} count")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise FormatError(f"{self.name} member: {what} count {n!r} is not a count", self.path)
+        return n
+
+
+def _dtype_of(type_global: Any) -> str | None:
+    """FloatStorage / FloatTensor (torch 0.1 globals) -> F32."""
+    if not isinstance(type_global, Global):
+        return None
+    return STORAGE_DTYPES.get(type_global.name.replace("Tensor", "Storage"))
+
+
+def _tar_storages(
+    member: _Member,
+) -> tuple[dict[str, tuple[str, int, int, str | None]], dict[str, tuple[str, int, int]]]:
+    """Root storages key -> (dtype, absolute data offset, element count, location) and
+    views key -> (root key, element offset, element count)."""
+    roots: dict[str, tuple[str, int, int, str | None]] = {}
+    for i in range(member.count("storage")):
+        if member.pos >= member.size:
+            raise FormatError(f"storages member ends after {i} storages: truncated", member.path)
+        record = member.pickle(f"storage record {i}")
+        if not isinstance(record, tuple) or len(record) != 3:
+            raise FormatError(f"storage record {i} is not (key, location, type)", member.path)
+        key, location, storage_type = record
+        dtype = _dtype_of(storage_type)
+        if dtype is None:
+            raise FormatError(f"storage {key} has unknown storage type {storage_type!r}", member.path)
+        (numel,) = member.unpack("<q", f"the element count of storage {key}")
+        if numel < 0:
+            raise FormatError(f"storage {key} claims {numel} elements", member.path)
+        data = member.start + member.pos
+        member.skip(numel * ITEMSIZE[dtype], f"storage {key} ({numel} elements)")
+        roots[str(key)] = (dtype, data, numel, str(location) if location else None)
+    views: dict[str, tuple[str, int, int]] = {}
+    listed = member.pickle("the storage view list") if member.pos < member.size else []
+    for view in listed if isinstance(listed, list) else []:
+        if isinstance(view, tuple) and len(view) == 4 and all(isinstance(v, int) for v in view[2:]):
+            views[str(view[0])] = (str(view[1]), view[2], view[3])
+    return roots, views
+
+
+def _tar_tensors(member: _Member) -> dict[str, tuple[str | None, Any, tuple[int, ...], tuple[int, ...], int]]:
+    """Tensor key -> (storage key, tensor type, sizes, strides, storage offset)."""
+    tensors: dict[str, tuple[str | None, Any, tuple[int, ...], tuple[int, ...], int]] = {}
+    for i in range(member.count("tensor")):
+        if member.pos >= member.size:
+            raise FormatError(f"tensors member ends after {i} tensors: truncated", member.path)
+        record = member.pickle(f"tensor record {i}")
+        if not isinstance(record, tuple) or len(record) != 3:
+            raise FormatError(f"tensor record {i} is not (key, storage key, type)", member.path)
+        key, storage, tensor_type = record
+        # ndim was written as 8 bytes by the first versions; torch reads the low 4 and skips 4.
+        ndim, _pad = member.unpack("<ii", f"the rank of tensor {key}")
+        if not 0 <= ndim <= _MAX_NDIM:
+            raise FormatError(f"tensor {key} claims rank {ndim}", member.path)
+        dims = member.unpack(f"<{2 * ndim + 1}q", f"the shape of tensor {key}")
+        sizes, strides, offset = dims[:ndim], dims[ndim : 2 * ndim], dims[-1]
+        if any(d < 0 for d in sizes) or offset < 0:
+            raise FormatError(f"tensor {key} has a negative size or offset", member.path)
+        tensors[str(key)] = (None if storage is None else str(storage), tensor_type, sizes, strides, offset)
+    return tensors
+
+
+def _persistent_leaves(root: Any) -> list[tuple[str, str, str]]:
+    """(name, role, key) of every tensor/storage persistent id in the object, named like
+    `collect_tensors` names rebuild calls (dict keys and module attributes joined by dots)."""
+    found: list[tuple[str, str, str]] = []
+    visits: dict[int, int] = {}
+    stack: list[tuple[Any, str, str]] = [(root, "", "weight")]
+
+    def join(path: str, key: Any) -> str:
+        return f"{path}.{key}" if path else str(key)
+
+    def role_of(key: Any, inherited: str) -> str:
+        return "optimizer" if isinstance(key, str) and key.lower() in OPTIMIZER_KEYS else inherited
+
+    while stack:
+        value, path, role = stack.pop()
+        if isinstance(value, PersistentRef):
+            # A tuple pid is a module class with its source, not data.
+            if isinstance(value.pid, (str, int)) and not isinstance(value.pid, bool):
+                found.append((path, role, str(value.pid)))
+            continue
+        if not isinstance(value, (dict, list, tuple, Call)):
+            continue
+        seen = visits.get(id(value), 0)
+        if seen >= 64 or path.count(".") > 256:  # shared objects and memo cycles
+            continue
+        visits[id(value)] = seen + 1
+        children: list[tuple[Any, str, str]] = []
+        if isinstance(value, dict):
+            children = [(v, join(path, k), role_of(k, role)) for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            children = [(v, join(path, i), role) for i, v in enumerate(value)]
+        else:
+            # Parameter/Variable(data, requires_grad), or copyreg.__newobj__(Parameter, data) at
+            # protocols below 2: the wrapped data is the tensor of this name.
+            args = value.args[1:] if value.func_name == "copyreg.__newobj__" else value.args
+            if args and isinstance(args[0], PersistentRef):
+                children.append((args[0], path, role))
+            children += [(v, join(path, k), role_of(k, role)) for k, v in value.items.items()]
+            children += [(v, join(path, i), role) for i, v in enumerate(value.list_items)]
+            if isinstance(value.state, dict):
+                for key, child in value.state.items():
+                    items = _mapping(child) if key in ("_parameters", "_buffers", "_modules") else None
+                    if items is None:
+                        children.append((child, join(path, key), role))
+                        continue
+                    sub = "buffer" if key == "_buffers" else role
+                    children += [(v, join(path, k), sub) for k, v in items.items()]
+            elif value.state is not None:
+                children.append((value.state, path, role))
+        stack.extend(reversed(children))
+    return found
+
+
+def inspect_legacy_tar(path: Path, ident: Identification) -> ModelInfo:
+    probe = FileProbe(path)
+    try:
+        members = _tar_members(probe)
+        missing = [m for m in ("pickle", "tensors", "storages") if m not in members]
+        if missing:
+            raise FormatError(f"legacy torch tar has no {', '.join(missing)} member", path)
+        info = ModelInfo(str(path), "pytorch-legacy", files=[{"path": str(path), "size_bytes": probe.size}])
+        info.metadata = {"container": "tar", "members": sorted(members)}
+        if "sys_info" in members:
+            sys_info = _Member(probe, "sys_info", *members["sys_info"]).pickle("sys_info")
+            if isinstance(sys_info, dict):
+                info.metadata["sys_info"] = {str(k): v for k, v in sys_info.items()}
+                if sys_info.get("little_endian") is False:
+                    info.warnings.append("saved on a big-endian machine: tensor bytes are big-endian")
+        roots, views = _tar_storages(_Member(probe, "storages", *members["storages"]))
+        tensors = _tar_tensors(_Member(probe, "tensors", *members["tensors"]))
+        main = _Member(probe, "pickle", *members["pickle"])
+        try:
+            result = read_pickle_stream(main.stream, name=f"{path}:pickle")
+        except FormatError as exc:
+            raise FormatError(f"pickle member is unreadable ({exc.message})", path) from None
+        records, unknown = _tar_records(_persistent_leaves(result.value), tensors, roots, views)
+        if unknown:
+            message = f"persistent id(s) with no tensor or storage record: {', '.join(unknown[:3])}"
+            raise FormatError(message, path)
+        storages = {key: (start, numel * ITEMSIZE[dtype]) for key, (dtype, start, numel, _) in roots.items()}
+        storages[""] = (None, 0)  # tensors saved without a storage (empty ones)
+        _to_tensors(records, storages, str(path), info)
+        info.pickle = _pickle_summary(result)
+        locations = sorted({loc for *_, loc in roots.values() if loc})
+        if locations:
+            info.metadata["storage_locations"] = locations
+        if views:
+            info.metadata["storage_views"] = len(views)
+        _checkpoint(result.value, info)
+        return info
+    finally:
+        probe.close()
+
+
+def _tar_records(
+    leaves: list[tuple[str, str, str]],
+    tensors: dict[str, tuple[str | None, Any, tuple[int, ...], tuple[int, ...], int]],
+    roots: dict[str, tuple[str, int, int, str | None]],
+    views: dict[str, tuple[str, int, int]],
+) -> tuple[list[TensorRecord], list[str]]:
+    """TensorRecords on root storages (views resolved to root + offset); unknown keys apart."""
+    records: list[TensorRecord] = []
+    unknown: list[str] = []
+    for name, role, key in leaves:
+        shape: tuple[int, ...] | None
+        if key in tensors:
+            storage, tensor_type, shape, stride, offset = tensors[key]
+        elif key in roots or key in views:  # a bare storage in the object: its elements as 1-D data
+            storage, tensor_type, shape, stride, offset = key, None, None, (1,), 0
+        else:
+            unknown.append(key)
+            continue
+        view_offset, view_numel = 0, None
+        if storage in views:
+            storage, view_offset, view_numel = views[storage]
+        root = roots.get(storage) if storage is not None else None
+        if storage is not None and root is None:
+            unknown.append(f"{key} (its storage {storage} is not in the storages member)")
+            continue
+        if shape is None:
+            shape = (view_numel if view_numel is not None else root[2] if root else 0,)
+        records.append(
+            TensorRecord(
+                name or "<root>",
+                root[0] if root else _dtype_of(tensor_type) or "U8",
+                tuple(shape),
+                tuple(stride),
+                storage or "",
+                offset + view_offset,
+                root[2] if root else None,
+                root[3] if root else None,
+                role,
+            )
+        )
+    return records, unknown
 
 
 INSPECTS = {"pytorch-zip": inspect_zip, "torchscript": inspect_zip, "pytorch-legacy": inspect_legacy}
