@@ -366,6 +366,57 @@ def test_onnx_missing_external_file_and_lying_raw_data(tmp_path: Path) -> None:
     assert (gone_info.file, gone_info.offset, gone_info.nbytes) == ("nowhere.bin", 0, 8)
 
 
+def test_onnx_packed_and_string_sizes_match_numpy_helper(tmp_path: Path) -> None:
+    """Sub-byte initializers take what onnx.numpy_helper packs (odd counts round up per tensor), strings
+    what their string_data holds; dtypes are the table's names for the onnx enum names."""
+    import ml_dtypes
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    arrays = {
+        "i4_odd": np.array([1, -2, 3], ml_dtypes.int4),
+        "i4_2d": np.arange(15).reshape(5, 3).astype(ml_dtypes.int4),
+        "u4": np.arange(7).astype(ml_dtypes.uint4),
+        "i2": np.array([1, 0, -1, -2, 1], ml_dtypes.int2),
+        "u2": (np.arange(9) % 4).astype(ml_dtypes.uint2),
+        "f4": np.array([0.5, 1.0, 6.0], ml_dtypes.float4_e2m1fn),
+        "f6a": np.ones(5, ml_dtypes.float6_e2m3fn),
+        "f6b": np.ones(1, ml_dtypes.float6_e3m2fn),
+        "e8m0": np.ones(4, ml_dtypes.float8_e8m0fnu),
+        "words": np.array([b"ab", b"cde", b""], object),
+    }
+    inits = [numpy_helper.from_array(a, name) for name, a in arrays.items()]
+    graph = helper.make_graph(
+        [], "packed", [], [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1])], inits
+    )
+    path = tmp_path / "packed.onnx"
+    onnx.save_model(helper.make_model(graph), path)
+    info = inspect(path)
+    assert not info.warnings
+    got = {t.name: t for t in info.tensors}
+    for t in inits:
+        ours = got[t.name]
+        assert ours.dtype == lookup(TensorProto.DataType.Name(t.data_type)).name
+        assert ours.shape == tuple(t.dims)
+        if t.data_type == TensorProto.STRING:
+            assert ours.nbytes == sum(len(v) for v in t.string_data) == 5 and ours.offset is None
+        else:
+            assert ours.nbytes == len(t.raw_data), t.name
+            assert _read(path, ours.offset or 0, ours.nbytes) == t.raw_data
+    assert [got[n].nbytes for n in ("i4_odd", "i4_2d", "i2", "f6a", "f6b")] == [2, 8, 2, 4, 1]
+    assert {got[n].dtype for n in arrays} == {
+        "I4",
+        "U4",
+        "I2",
+        "U2",
+        "F4",
+        "F6_E2M3",
+        "F6_E3M2",
+        "F8_E8M0",
+        "STRING",
+    }
+
+
 def test_onnx_truncated_file_is_a_clean_error(rich_onnx: Path, tmp_path: Path) -> None:
     ident = identify(rich_onnx)
     data = rich_onnx.read_bytes()
@@ -426,8 +477,6 @@ def test_onnx_inspect_reads_headers_not_weights(tmp_path: Path, monkeypatch: pyt
 
 # --- TFLite ---------------------------------------------------------------------------------------
 
-_TF_DTYPES = {"float32": "F32", "FLOAT32": "F32"}
-
 
 @pytest.mark.parametrize("name", ["dense.tflite", "tflite_with_metadata.tflite"])
 def test_tflite_matches_manifest(name: str) -> None:
@@ -437,7 +486,8 @@ def test_tflite_matches_manifest(name: str) -> None:
     assert info.format == "tflite"
     assert not info.warnings
     assert info.parameter_count == facts["parameter_count"] == facts["constant_element_count"]
-    declared = {t["name"]: (tuple(t["shape"]), _TF_DTYPES[t["type"]]) for t in facts["tensors"]}
+    # numpy's "float32" and TFLite's "FLOAT32" are both spellings the dtypes table knows.
+    declared = {t["name"]: (tuple(t["shape"]), lookup(t["type"]).name) for t in facts["tensors"]}
     # Only the buffer-backed tensors (the weights) count; activations and I/O have empty buffers.
     assert {t.name for t in info.tensors} == {"MatMul", "add"}
     for t in info.tensors:
@@ -452,7 +502,7 @@ def test_tflite_matches_manifest(name: str) -> None:
     assert meta["buffer_count"] == facts["buffer_count"]
     assert sorted(meta["metadata_entries"]) == sorted(facts["metadata_names"])
     for side in ("inputs", "outputs"):
-        expected = [{**io, "dtype": _TF_DTYPES[io["dtype"]]} for io in facts[side]]
+        expected = [{**io, "dtype": lookup(io["dtype"]).name} for io in facts[side]]
         assert meta[side] == expected
     assert meta["signature_defs"][0]["key"] == "serving_default"
     # The offsets are right if the stored weights reproduce the model's own output.
@@ -622,6 +672,36 @@ def test_tflite_offset_size_buffers_quantization_and_roles(tmp_path: Path) -> No
     assert info.metadata["metadata_entries"] == {"min_runtime_version": "2.3.0"}
     assert info.metadata["inputs"] == [{"name": "input", "dtype": "F32", "shape": [1, 4]}]
     assert info.warnings == ["tensor 'liar' buffer holds 8 bytes but F32[100] needs 400"]
+
+
+def test_tflite_sub_byte_string_and_fp8_tensor_types(tmp_path: Path) -> None:
+    """TensorType 17-22 (INT4, BFLOAT16, INT2, UINT4, FLOAT8_E4M3FN, FLOAT8_E5M2) and STRING: canonical
+    dtypes, packed sizes rounded up per tensor, strings sized by their buffer."""
+    cases = [  # name, shape, TensorType, buffer bytes, dtype
+        ("i4", [3], 17, 2, "I4"),
+        ("bf", [2], 18, 4, "BF16"),
+        ("i2", [5], 19, 2, "I2"),
+        ("u4", [2, 3], 20, 3, "U4"),
+        ("e4m3", [4], 21, 4, "F8_E4M3"),
+        ("e5m2", [1], 22, 1, "F8_E5M2"),
+        ("words", [2], 5, 22, "STRING"),
+        ("short", [4], 17, 1, "I4"),  # INT4[4] needs 2 bytes: a lie
+        ("future", [2], 40, 2, "TFLITE_TYPE_40"),  # a TensorType newer than this reader
+    ]
+    tensors = [_tensor(name, shape, type_id, i + 1) for i, (name, shape, type_id, _, _) in enumerate(cases)]
+    buffers = [("table", {})] + [("table", {0: ("vector", "B", [7] * size)}) for _, _, _, size, _ in cases]
+    subgraph = ("table", {0: ("tables", tensors), 1: ("vector", "i", []), 2: ("vector", "i", [])})
+    model = ("table", {0: ("scalar", "I", 3), 2: ("tables", [subgraph]), 4: ("tables", buffers)})
+    path = tmp_path / "types.tflite"
+    path.write_bytes(_FB().finish(model))
+    info = inspect(path)
+    assert [(t.name, t.dtype, t.nbytes) for t in info.tensors] == [
+        (name, dtype, size) for name, _, _, size, dtype in cases
+    ]
+    assert info.warnings == [
+        "tensor 'short' buffer holds 1 bytes but I4[4] needs 2",
+        "tensor 'future' has TensorType 40, unknown to this reader",
+    ]
 
 
 def test_tflite_buffer_past_eof_is_a_warning(tmp_path: Path) -> None:

@@ -5,6 +5,15 @@ to one `DType` here, so sizes, parameter counts and the "BF16·I32·F32" line ar
 Canonical names are the ones the Hugging Face file viewer shows (the safetensors dtype strings) and,
 for block-quantized types, the ggml names. Import-light on purpose: numpy and ml_dtypes are only
 imported inside `to_numpy`, so `tensorfile dtypes` and the readers' header paths stay fast.
+
+Three kinds of rows need care when counting bytes:
+- sub-byte types (U1…U7, I2, I4, F4, F6, NF4, FP4) pack several elements into whole bytes. `nbytes`
+  refuses a partial byte; containers that pad the last byte of a tensor (ONNX, TFLite, Core ML) or
+  the last packing group (OpenVINO) are counted with `padded_nbytes`. torch (torch.uint4…) and
+  TensorFlow (DT_INT4…) keep them unpacked, one element per byte, so those readers count numel bytes.
+- STRING, RESOURCE and VARIANT have no fixed size (bits 0): their bytes come from the stored data.
+- NF4 and FP4 are *logical* types. bitsandbytes stores them packed two per byte in a U8 tensor, so a
+  checkpoint's stored dtype is U8; only formats that name the type (OpenVINO nf4) store them as such.
 """
 
 from __future__ import annotations
@@ -28,11 +37,13 @@ __all__ = [
     "from_ggml_type",
     "lookup",
     "nbytes",
+    "padded_nbytes",
     "tensor_types_line",
     "to_numpy",
 ]
 
-KINDS = ("float", "int", "uint", "bool", "complex", "quant")
+# "string": variable-length byte strings; "handle": opaque references (TF resources, variants).
+KINDS = ("float", "int", "uint", "bool", "complex", "quant", "string", "handle")
 SEPARATOR = "\u00b7"  # the middle dot Hugging Face puts between dtypes: "BF16·I32·F32"
 
 
@@ -56,9 +67,11 @@ class DType:
     """One tensor element type.
 
     Sizes are exact per block: a tensor of n elements takes n / block_size * type_size bytes. Plain
-    types have block_size 1, except sub-byte ones (F4, F6, I4, U4), which pack several elements into
-    whole bytes exactly as safetensors does. For quant types `bits` is the nominal width (the digit in
-    the name) and `bits_per_weight` the true cost including block scales.
+    types have block_size 1, except sub-byte ones (U1…U7, I2, I4, F4, F6, NF4, FP4), which pack the
+    fewest elements that fill whole bytes, as safetensors does (U3: 8 values in 3 bytes). For quant
+    types `bits` is the nominal width (the digit in the name) and `bits_per_weight` the true cost
+    including block scales. Variable-size types (STRING, RESOURCE, VARIANT) have bits 0 and
+    type_size 0: no element count tells their size.
     """
 
     name: str
@@ -75,6 +88,11 @@ class DType:
     @property
     def is_quantized(self) -> bool:
         return self.kind == "quant"
+
+    @property
+    def fixed_size(self) -> bool:
+        """False for STRING, RESOURCE and VARIANT, whose bytes come from the stored data."""
+        return self.type_size > 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -108,6 +126,13 @@ def _plain(
         tuple(unique.values()),
         description,
     )
+
+
+def _variable(
+    name: str, kind: str, numpy_name: str | None, aliases: tuple[str, ...], description: str
+) -> DType:
+    # No fixed width: bits 0 and type_size 0, so that nothing can multiply an element count by them.
+    return DType(name, kind, 0, 0.0, 1, 0, numpy_name, None, aliases, description)
 
 
 def _quant(
@@ -153,11 +178,11 @@ _PLAIN: tuple[DType, ...] = (
     #      name           kind       bits numpy_name         ggml
     _plain("F64",         "float",   64,  "float64",         28,
            (*_spellings("float64", ("float64", "double"), "DOUBLE", "DOUBLE"), "fp64", "<f8", "f64",
-            "GGML_TYPE_F64"),
+            "FLOAT64", "GGML_TYPE_F64"),
            "64-bit double-precision float: scientific computing, rarely used for model weights"),
     _plain("F32",         "float",   32,  "float32",         0,
            (*_spellings("float32", ("float32", "float"), "FLOAT", "FLOAT"), "fp32", "single", "<f4", "f32",
-            "GGML_TYPE_F32"),
+            "FLOAT32", "GGML_TYPE_F32"),
            "32-bit single-precision float: the standard full precision for training, master weights, "
            "norms and accumulation"),
     _plain("F16",         "float",   16,  "float16",         1,
@@ -171,12 +196,12 @@ _PLAIN: tuple[DType, ...] = (
            "suited to training and the usual dtype of released LLM weights"),
     _plain("F8_E4M3",     "float",   8,   "float8_e4m3fn",   None,
            (*_spellings("float8_e4m3fn", ("float8_e4m3fn",), "FLOAT8E4M3FN", "FLOAT8_E4M3FN"),
-            "F8_E4M3FN", "fp8_e4m3", "fp8e4m3", "e4m3", "f8e4m3"),
+            "F8_E4M3FN", "FLOAT8_E4M3FN", "fp8_e4m3", "fp8e4m3", "e4m3", "f8e4m3"),
            "8-bit float, 4 exponent and 3 mantissa bits (OCP 'fn' variant, max 448): FP8 weights and "
            "activations for inference on Hopper, Ada and Blackwell GPUs"),
     _plain("F8_E5M2",     "float",   8,   "float8_e5m2",     None,
            (*_spellings("float8_e5m2", ("float8_e5m2",), "FLOAT8E5M2", "FLOAT8_E5M2"),
-            "fp8_e5m2", "fp8e5m2", "e5m2", "f8e5m2"),
+            "FLOAT8_E5M2", "fp8_e5m2", "fp8e5m2", "e5m2", "f8e5m2"),
            "8-bit float, 5 exponent and 2 mantissa bits: wider range than E4M3, used for FP8 gradients"),
     _plain("F8_E4M3FNUZ", "float",   8,   "float8_e4m3fnuz", None,
            _spellings("float8_e4m3fnuz", ("float8_e4m3fnuz",), "FLOAT8E4M3FNUZ", "FLOAT8_E4M3FNUZ"),
@@ -185,21 +210,36 @@ _PLAIN: tuple[DType, ...] = (
     _plain("F8_E5M2FNUZ", "float",   8,   "float8_e5m2fnuz", None,
            _spellings("float8_e5m2fnuz", ("float8_e5m2fnuz",), "FLOAT8E5M2FNUZ", "FLOAT8_E5M2FNUZ"),
            "8-bit float E5M2 without negative zero or infinities (exponent bias 16): AMD MI300-class FP8"),
+    _plain("F8_E4M3B11FNUZ", "float", 8, "float8_e4m3b11fnuz", None,
+           ("float8_e4m3b11fnuz", "DT_FLOAT8_E4M3B11FNUZ", "f8e4m3b11fnuz"),
+           "8-bit float E4M3 with exponent bias 11, without negative zero or infinities: XLA's FP8 for "
+           "Google TPUs (TensorFlow's DT_FLOAT8_E4M3B11FNUZ)"),
     _plain("F8_E8M0",     "float",   8,   "float8_e8m0fnu",  None,
            (*_spellings("float8_e8m0fnu", ("float8_e8m0fnu",), "FLOAT8E8M0", None),
             "e8m0", "ue8m0", "f8e8m0"),
            "8-bit exponent-only power-of-two scale (OCP microscaling): the shared block scale of "
            "MXFP4/MXFP8 weights"),
     _plain("F6_E2M3",     "float",   6,   "float6_e2m3fn",   None,
-           ("float6_e2m3fn", "fp6_e2m3", "e2m3"),
+           ("float6_e2m3fn", "fp6_e2m3", "e2m3", "FLOAT6E2M3", "tensor(float6e2m3)", "f6e2m3"),
            "6-bit float, 2 exponent and 3 mantissa bits (OCP MXFP6 element), four values in 3 bytes"),
     _plain("F6_E3M2",     "float",   6,   "float6_e3m2fn",   None,
-           ("float6_e3m2fn", "fp6_e3m2", "e3m2"),
+           ("float6_e3m2fn", "fp6_e3m2", "e3m2", "FLOAT6E3M2", "tensor(float6e3m2)", "f6e3m2"),
            "6-bit float, 3 exponent and 2 mantissa bits (OCP MXFP6 element), four values in 3 bytes"),
     _plain("F4",          "float",   4,   "float4_e2m1fn",   None,
-           ("float4_e2m1fn", "fp4_e2m1", "e2m1", "FLOAT4E2M1", "tensor(float4e2m1)", "f4e2m1"),
+           ("float4_e2m1fn", "fp4_e2m1", "e2m1", "FLOAT4E2M1", "tensor(float4e2m1)", "f4e2m1",
+            "DT_FLOAT4_E2M1FN"),
            "4-bit float E2M1 (OCP MXFP4/NVFP4 element), two values per byte; needs block scales to be "
            "useful"),
+    _plain("NF4",         "float",   4,   None,              None,
+           ("nf4", "normalfloat4", "bnb_nf4"),
+           "4-bit NormalFloat (QLoRA): 16 levels at quantiles of a normal distribution, scaled by an "
+           "absmax per block of 64. A logical type: bitsandbytes packs two NF4 values per byte into a U8 "
+           "tensor, so its checkpoints store U8; OpenVINO IR stores nf4 constants as such"),
+    _plain("FP4",         "float",   4,   None,              None,
+           ("bnb_fp4",),
+           "bitsandbytes 4-bit float (bnb_4bit_quant_type='fp4'): sign plus a 3-bit E2M1-style code "
+           "scaled by a per-block absmax, packed two per byte into U8 like NF4; its code table differs "
+           "from OCP F4"),
     _plain("I64",         "int",     64,  "int64",           27,
            (*_spellings("int64", ("int64", "long"), "INT64", "INT64"), "long", "<i8", "GGML_TYPE_I64"),
            "64-bit signed integer: token and position ids, indices, counters such as num_batches_tracked"),
@@ -214,8 +254,11 @@ _PLAIN: tuple[DType, ...] = (
            (*_spellings("int8", ("int8",), "INT8", "INT8"), "|i1", "GGML_TYPE_I8"),
            "8-bit signed integer: INT8-quantized weights and activations (LLM.int8, TensorRT, TFLite)"),
     _plain("I4",          "int",     4,   "int4",            None,
-           ("int4", "INT4", "tensor(int4)", "DT_INT4"),
+           ("int4", "INT4", "tensor(int4)", "DT_INT4", "torch.int4"),
            "4-bit signed integer, two per byte: INT4 weight-only quantization in ONNX, OpenVINO, TFLite"),
+    _plain("I2",          "int",     2,   "int2",            None,
+           ("int2", "INT2", "tensor(int2)", "DT_INT2", "torch.int2"),
+           "2-bit signed integer (-2..1), four per byte: ONNX INT2 and TFLite/LiteRT INT2 weights"),
     _plain("U64",         "uint",    64,  "uint64",          None,
            (*_spellings("uint64", ("uint64",), "UINT64", "UINT64"), "<u8"),
            "64-bit unsigned integer: hashes, sizes and counters"),
@@ -229,9 +272,33 @@ _PLAIN: tuple[DType, ...] = (
            (*_spellings("uint8", ("uint8",), "UINT8", "UINT8"), "|u1"),
            "8-bit unsigned integer: image pixels and packed quantized weights (bitsandbytes 4-bit, "
            "NVFP4/MXFP4 pairs)"),
+    _plain("U7",          "uint",    7,   None,              None,
+           ("uint7", "torch.uint7"),
+           "7-bit unsigned integer, eight values in 7 bytes: Core ML neural-network weights quantized "
+           "to 7 bits"),
+    _plain("U6",          "uint",    6,   None,              None,
+           ("uint6", "UINT6", "torch.uint6"),
+           "6-bit unsigned integer, four values in 3 bytes: OpenVINO u6 and Core ML 6-bit palette "
+           "indices"),
+    _plain("U5",          "uint",    5,   None,              None,
+           ("uint5", "torch.uint5"),
+           "5-bit unsigned integer, eight values in 5 bytes: Core ML neural-network weights quantized "
+           "to 5 bits"),
     _plain("U4",          "uint",    4,   "uint4",           None,
-           ("uint4", "UINT4", "tensor(uint4)", "DT_UINT4"),
+           ("uint4", "UINT4", "tensor(uint4)", "DT_UINT4", "torch.uint4"),
            "4-bit unsigned integer, two per byte: asymmetric INT4 weights in ONNX and OpenVINO"),
+    _plain("U3",          "uint",    3,   None,              None,
+           ("uint3", "UINT3", "torch.uint3"),
+           "3-bit unsigned integer, eight values in 3 bytes: OpenVINO u3 and Core ML 3-bit palette "
+           "indices"),
+    _plain("U2",          "uint",    2,   "uint2",           None,
+           ("uint2", "UINT2", "tensor(uint2)", "DT_UINT2", "torch.uint2"),
+           "2-bit unsigned integer, four per byte: ONNX UINT2, OpenVINO u2 and Core ML 2-bit palette "
+           "indices"),
+    _plain("U1",          "uint",    1,   "uint1",           None,
+           ("uint1", "UINT1", "torch.uint1"),
+           "1-bit unsigned integer, eight per byte: binary masks and 1-bit palette indices (OpenVINO u1, "
+           "Core ML UINT1)"),
     _plain("BOOL",        "bool",    8,   "bool",            None,
            (*_spellings("bool", ("bool",), None, "BOOL"), "tensor(bool)", "boolean", "|b1"),
            "boolean stored one per byte: attention masks and flags"),
@@ -241,6 +308,16 @@ _PLAIN: tuple[DType, ...] = (
     _plain("C128",        "complex", 128, "complex128",      None,
            (*_spellings("complex128", ("complex128", "cdouble"), "COMPLEX128", "COMPLEX128"), "<c16"),
            "complex number of two F64 parts: scientific computing"),
+    _variable("STRING", "string", "object",
+              ("string", "DT_STRING", "tf.string", "tensor(string)", "object"),
+              "variable-length byte strings (vocabularies, labels, file names): no fixed size, the bytes "
+              "come from the stored data; numpy holds them as object arrays"),
+    _variable("RESOURCE", "handle", None, ("resource", "DT_RESOURCE", "tf.resource"),
+              "a handle to a TensorFlow resource (a variable, table or iterator) in a graph or TFLite "
+              "model: a reference, not weights"),
+    _variable("VARIANT", "handle", None, ("variant", "DT_VARIANT", "tf.variant"),
+              "an opaque TensorFlow value (tensor lists, datasets, optionals) in a graph or TFLite model: "
+              "no fixed size and no weights"),
 )
 
 # ggml block types. Numbers, block sizes and bytes per block are those of ggml.h / gguf-py's
@@ -327,14 +404,43 @@ def from_ggml_type(type_id: int) -> DType:
     return found
 
 
-def nbytes(dtype: DType | str, n_elements: int) -> int:
-    """Exact bytes for n_elements; a partial block cannot be stored, so it is an error, not rounded."""
+def _checked(dtype: DType | str, n_elements: int) -> DType:
     d = lookup(dtype)
     if n_elements < 0:
         raise ValueError(f"negative element count {n_elements}")
+    if not d.fixed_size:
+        raise ValueError(f"{d.name} elements have no fixed size: the byte count comes from the stored data")
+    return d
+
+
+def nbytes(dtype: DType | str, n_elements: int) -> int:
+    """Exact bytes for n_elements; a partial block cannot be stored, so it is an error, not rounded.
+
+    ValueError also for variable-size types (STRING, RESOURCE, VARIANT), whose size is in the data.
+    """
+    d = _checked(dtype, n_elements)
     if n_elements % d.block_size:
         raise ValueError(f"{n_elements} elements is not a whole number of {d.name} blocks of {d.block_size}")
     return n_elements // d.block_size * d.type_size
+
+
+def padded_nbytes(dtype: DType | str, n_elements: int, pad: str = "byte") -> int:
+    """Bytes a container stores for one tensor of a packed sub-byte type, its tail padded.
+
+    pad="byte": values are packed bit after bit and the last byte is padded, as ONNX
+    (numpy_helper.from_array), TFLite and Core ML do: ceil(n * bits / 8); INT4[3] takes 2 bytes.
+    pad="block": whole packing groups, as OpenVINO does (u3: 8 values per 3 bytes, u6: 4 per 3), so
+    U3[10] takes 6 bytes where byte padding gives 4. Whole-byte types are exact either way, and a
+    ggml block type still cannot be partial (ValueError, as in `nbytes`).
+    """
+    d = _checked(dtype, n_elements)
+    if d.kind == "quant" or d.block_size == 1:
+        return nbytes(d, n_elements)
+    if pad == "byte":
+        return -(-n_elements * d.bits // 8)
+    if pad == "block":
+        return -(-n_elements // d.block_size) * d.type_size
+    raise ValueError(f"pad must be 'byte' or 'block', not {pad!r}")
 
 
 def _canonical(name: str) -> str:
@@ -393,6 +499,10 @@ def _role(d: DType, position: int, bulk: DType) -> str:
         )
     if d.kind == "bool":
         return "boolean buffers such as attention masks"
+    if d.kind == "string":
+        return "byte strings such as vocabularies or labels, sized by their contents"
+    if d.kind == "handle":
+        return "resource or variant handles: references to state, not stored weights"
     if d.kind == "quant":
         return "tensors quantized with another ggml type (mixed-quant files such as Q4_K_M)"
     return "complex-valued buffers (e.g. precomputed rotary or FFT tables)"
@@ -440,15 +550,17 @@ _NUMPY_NATIVE = frozenset(
         "bool",
         "complex64",
         "complex128",
+        "object",
     }
 )
 
 
 def to_numpy(dtype: DType | str) -> np.dtype[Any]:
-    """The numpy dtype (through ml_dtypes for BF16/FP8/FP6/FP4/I4/U4); imported only when called."""
+    """The numpy dtype (through ml_dtypes for BF16/FP8/FP6/FP4/sub-byte ints); imported only when called."""
     d = lookup(dtype)
     if d.numpy_name is None:
-        raise UnsupportedError(f"{d.name} is block-quantized and has no element-wise numpy dtype")
+        why = "is block-quantized" if d.is_quantized else "has no numpy or ml_dtypes equivalent"
+        raise UnsupportedError(f"{d.name} {why}, so it has no element-wise numpy dtype")
     import numpy as np
 
     if d.numpy_name in _NUMPY_NATIVE:

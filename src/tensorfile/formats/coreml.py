@@ -223,7 +223,7 @@ FEATURE_TYPES = {
 }
 ARRAY_DTYPES = {65568: "FLOAT32", 65600: "DOUBLE", 131104: "INT32", 131080: "INT8", 65552: "FLOAT16"}
 COLOR_SPACES = {10: "GRAYSCALE", 20: "RGB", 30: "BGR", 40: "GRAYSCALE_FLOAT16"}
-# MIL DataType (MIL.proto) -> (canonical dtype, bits); sub-byte unsigned types have no row in the table.
+# MIL DataType (MIL.proto) -> (canonical dtype, bits); every name is a row of the dtypes table.
 MIL_DTYPES: dict[int, tuple[str, int]] = {
     1: ("BOOL", 8),
     10: ("F16", 16),
@@ -648,7 +648,10 @@ def _weight_params(
     dtype = kind
     if kind == "raw":
         bits = int(quant["bits"]) if quant and quant.get("bits") else 8
-        dtype = {8: "U8", 4: "U4"}.get(bits, f"U{bits}")
+        if not 1 <= bits <= 8:
+            walk.warn(f"{name}: quantization claims {bits} bits (1-8 are valid); read as 8")
+            bits = 8
+        dtype = f"U{bits}"  # NeuralNetwork quantization allows 1-8 bits: U1…U8 are all table rows
         walk.quantized[(quant["method"] if quant else "raw", bits)] += 1
     elif kind == "I8" and quant:
         walk.quantized[(quant["method"], 8)] += 1

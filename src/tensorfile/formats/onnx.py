@@ -8,7 +8,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from ..dtypes import UnknownDType, lookup
+from ..dtypes import UnknownDType, lookup, padded_nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import FileProbe
@@ -134,40 +134,15 @@ def _escapes(location: str) -> bool:
 # --- inspect --------------------------------------------------------------------------------------
 
 
-# TensorProto.DataType -> dtype spelling (the ONNX enum names, which dtypes.lookup knows as aliases;
-# the float6 names it does not know are mapped to the canonical ones directly).
-ONNX_DTYPES: dict[int, str] = {
-    1: "FLOAT",
-    2: "UINT8",
-    3: "INT8",
-    4: "UINT16",
-    5: "INT16",
-    6: "INT32",
-    7: "INT64",
-    8: "STRING",
-    9: "BOOL",
-    10: "FLOAT16",
-    11: "DOUBLE",
-    12: "UINT32",
-    13: "UINT64",
-    14: "COMPLEX64",
-    15: "COMPLEX128",
-    16: "BFLOAT16",
-    17: "FLOAT8E4M3FN",
-    18: "FLOAT8E4M3FNUZ",
-    19: "FLOAT8E5M2",
-    20: "FLOAT8E5M2FNUZ",
-    21: "UINT4",
-    22: "INT4",
-    23: "FLOAT4E2M1",
-    24: "FLOAT8E8M0",
-    25: "UINT2",
-    26: "INT2",
-    27: "F6_E2M3",
-    28: "F6_E3M2",
-}
-# Types the dtypes table has no row for: bits per element, so sizes can still be computed.
-_EXTRA_BITS = {"UINT2": 2, "INT2": 2}
+# TensorProto.DataType, spelled as onnx.proto names it; every name is an alias in the dtypes table, so
+# ONNX_DTYPES maps each enum number straight to a canonical name (an import error if one is missing).
+_ONNX_ENUM = (
+    "UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING", "BOOL",
+    "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN",
+    "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1", "FLOAT8E8M0",
+    "UINT2", "INT2", "FLOAT6E2M3", "FLOAT6E3M2",
+)  # fmt: skip
+ONNX_DTYPES: dict[int, str] = {n: lookup(name).name for n, name in enumerate(_ONNX_ENUM) if n}
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 # AttributeProto.type values and field numbers used by the walk.
 _ATTR_GRAPH, _ATTR_GRAPHS = 5, 10
@@ -177,22 +152,13 @@ MAX_LISTED = 256  # inputs/outputs/metadata entries kept in the report
 DOC_CHARS = 500
 
 
-def dtype_name(spelling: str) -> str:
-    """Canonical dtype name for a framework spelling, or the spelling itself if the table lacks it."""
-    try:
-        return lookup(spelling).name
-    except UnknownDType:
-        return spelling
-
-
 def stored_bytes(dtype: str, numel: int) -> int | None:
-    """Bytes of `numel` elements as ONNX/TFLite store them (sub-byte types padded to whole bytes)."""
+    """Bytes of `numel` elements as ONNX stores them: sub-byte types packed with the last byte padded
+    (numpy_helper.from_array: INT4[3] is 2 bytes, FLOAT6E2M3[1] is 1); None for STRING."""
     try:
-        d = lookup(dtype)
-    except UnknownDType:
-        bits = _EXTRA_BITS.get(dtype)
-        return None if bits is None else -(-numel * bits // 8)
-    return -(-numel // d.block_size) * d.type_size
+        return padded_nbytes(dtype, numel, "byte")
+    except (UnknownDType, ValueError):
+        return None
 
 
 # --- a fast protobuf field scan -------------------------------------------------------------------
@@ -461,11 +427,10 @@ class _OnnxWalk:
         if any(d < 0 for d in dims):
             self.warn(f"tensor {name!r} has a negative dimension {dims}: skipped")
             return None
-        spelling = ONNX_DTYPES.get(data_type)
-        if spelling is None:
+        dtype = ONNX_DTYPES.get(data_type)
+        if dtype is None:
             self.warn(f"tensor {name!r} has unknown data_type {data_type}: skipped")
             return None
-        dtype = dtype_name(spelling)
         shape = tuple(dims)
         numel = prod(shape)
         expected = stored_bytes(dtype, numel)
@@ -581,7 +546,7 @@ def _type_proto(msg: Message) -> dict[str, Any]:
             tensor = msg.sub(offset, length)
             for t_number, t_wire, t_offset, t_value in tensor.fields():
                 if t_number == 1 and t_wire == VARINT:
-                    out["dtype"] = dtype_name(ONNX_DTYPES.get(t_value, str(t_value)))
+                    out["dtype"] = ONNX_DTYPES.get(t_value, f"ONNX_TYPE_{t_value}")
                 elif t_number == 2 and t_wire == LEN:
                     out["shape"] = _shape(tensor.sub(t_offset, t_value))
             return out

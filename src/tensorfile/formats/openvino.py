@@ -8,7 +8,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from ..dtypes import UnknownDType, lookup
+from ..dtypes import DType, UnknownDType, lookup, padded_nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import FileProbe
@@ -65,8 +65,6 @@ def detect_weights_bin(probe: FileProbe) -> Detection | None:
 _MAX_RT_INFO = 256  # rt_info entries kept; LLM exports carry long chat templates and tokenizer settings
 _MAX_RT_VALUE = 4096
 
-# OpenVINO element types the dtype table has no row for: canonical spelling and bits per element.
-_OV_ONLY = {"u1": ("U1", 1), "u2": ("U2", 2), "u3": ("U3", 3), "u6": ("U6", 6), "nf4": ("NF4", 4)}
 # Low-bit weight types that mean the IR was weight-compressed (NNCF compress_weights, optimum-intel).
 _COMPRESSED = {"U1", "U2", "U3", "U4", "U6", "U8", "I4", "I8", "NF4", "F4", "F8_E4M3", "F8_E5M2"}
 _FRAMEWORK_BY_EXT = {
@@ -80,27 +78,22 @@ _FRAMEWORK_BY_EXT = {
 }
 
 
-def element_type_dtype(element_type: str) -> tuple[str, int | None]:
-    """(canonical dtype name, bits per element or None) for an OpenVINO element_type string."""
-    et = element_type.strip()
-    if et in _OV_ONLY:
-        return _OV_ONLY[et]
+def element_type_dtype(element_type: str) -> DType | None:
+    """The table row for an OpenVINO element_type ("f32", "u3", "nf4", "f8e4m3", "boolean", "string"),
+    or None for one it does not know ("dynamic", "undefined", a newer type)."""
     try:
-        d = lookup(et)
+        d = lookup(element_type)
     except UnknownDType:
-        return et.upper(), None
-    return d.name, (d.bits if d.kind != "quant" else None)
-
-
-def packed_size(element_type: str, bits: int | None, numel: int) -> int | None:
-    """Bytes OpenVINO stores for `numel` elements; u3 and u6 pack whole groups (8 in 3 bytes, 4 in 3)."""
-    if bits is None:
         return None
-    if element_type == "u3":
-        return -(-numel // 8) * 3
-    if element_type == "u6":
-        return -(-numel // 4) * 3
-    return -(-numel * bits // 8)
+    return None if d.is_quantized else d  # ggml names are not OpenVINO element types
+
+
+def packed_size(dtype: DType | None, numel: int) -> int | None:
+    """Bytes OpenVINO stores for `numel` elements (Constant::get_byte_size): sub-byte types fill whole
+    packing groups, so u3 takes 3 bytes per 8 values and u6 3 per 4; None for strings and unknowns."""
+    if dtype is None or not dtype.fixed_size:
+        return None
+    return padded_nbytes(dtype, numel, "block")
 
 
 def _port_type(precision: str | None) -> str | None:
@@ -392,7 +385,9 @@ def _const_tensors(
     spans: dict[tuple[int, int], str] = {}
     for ref in reader.consts:
         name, element_type = ref.name, ref.element_type
-        dtype, bits = element_type_dtype(element_type)
+        row = element_type_dtype(element_type)
+        dtype = row.name if row is not None else element_type.strip().upper()
+        bits = row.bits if row is not None and row.fixed_size else None
         try:
             offset: int | None = int(ref.offset or "")
             size = int(ref.size or "")
@@ -408,10 +403,10 @@ def _const_tensors(
         numel = prod(shape)
         if offset is None or size is None:
             warnings.append(f"Const {name!r} has no valid offset/size attributes")
-            offset, size = None, packed_size(element_type, bits, numel) or 0
-        if bits is None and element_type != "string":
+            offset, size = None, packed_size(row, numel) or 0
+        if row is None:
             warnings.append(f"Const {name!r} has element type {element_type!r}, unknown to this reader")
-        expected = packed_size(element_type, bits, numel)
+        expected = packed_size(row, numel)
         if expected is not None and size != expected:
             warnings.append(
                 f"Const {name!r}: size {size} bytes but {element_type}{list(shape)} needs {expected}"
@@ -517,7 +512,7 @@ def _quantization(reader: _IrReader, info: ModelInfo) -> dict[str, Any] | None:
     dominant = max(low, key=lambda d: low[d])
     mode = rt.get("nncf.weight_compression.mode")
     group = rt.get("nncf.weight_compression.group_size")
-    bits = _OV_ONLY.get(dominant.lower(), (None, None))[1] or lookup(dominant).bits
+    bits = lookup(dominant).bits
     return {
         "method": f"nncf weight compression ({mode})" if mode else "weight compression",
         "bits": bits,

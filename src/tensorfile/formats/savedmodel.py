@@ -1,17 +1,26 @@
-"""TensorFlow SavedModel: a folder with saved_model.pb (a SavedModel protobuf) and variables/."""
+"""TensorFlow SavedModel: a folder with saved_model.pb (a SavedModel protobuf) and variables/.
+
+Also TF1 frozen graphs: a bare GraphDef protobuf (frozen_graph.pb, written by tf.io.write_graph after
+convert_variables_to_constants) whose weights are Const nodes. They are reported as tf-savedmodel with
+variant "frozen-graph": the same graph messages, the same loader family and the same risk (graph ops
+run when the graph does); only the container differs.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterator
+from math import prod
 from pathlib import Path
 from typing import Any
 
-from ..dtypes import UnknownDType, lookup, nbytes
+from ..dtypes import DType, UnknownDType, lookup, nbytes
 from ..errors import FormatError
-from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
+from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import DirProbe, FileProbe
-from ..protowire import LEN, VARINT, MessageReader, decode_varint, signed64
-from ..source import BytesSource, FileSource, read_exact
+from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, signed64
+from ..source import ByteSource, BytesSource, CachedSource, FileSource, read_exact
 
 _SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
 
@@ -44,10 +53,12 @@ def detect_dir(probe: DirProbe) -> Detection | None:
 
 
 def detect_file(probe: FileProbe) -> Detection | None:
-    """saved_model.pb given on its own: a SavedModel protobuf (schema version + meta graphs)."""
+    """saved_model.pb given on its own (schema version + meta graphs), or a bare GraphDef."""
     fields, clean = probe.proto_fields
-    if not fields or not clean or any(_SAVED_MODEL_FIELDS.get(f.number) != f.wire_type for f in fields):
+    if not fields or not clean:
         return None
+    if any(_SAVED_MODEL_FIELDS.get(f.number) != f.wire_type for f in fields):
+        return detect_graph_def(probe)
     if not any(f.number == 2 for f in fields):
         return None
     version = next((f.value for f in fields if f.number == 1), None)
@@ -75,17 +86,18 @@ _BLOCK_TRAILER = 5  # compression type byte + masked crc32c
 _MAX_BLOCK = 256 * 1024 * 1024  # index blocks are KBs; anything near this is a lie
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
-# TensorFlow's DataType enum (types.proto); *_REF values (100 + n) name the same types.
-_TF_DTYPES = {
+# TensorFlow's DataType enum (types.proto, as tensorflow 2.21 has it), spelled as TF names it; *_REF
+# values (100 + n) name the same types.
+_TF_ENUM = {
     1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8",
     7: "DT_STRING", 8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 11: "DT_QINT8", 12: "DT_QUINT8",
     13: "DT_QINT32", 14: "DT_BFLOAT16", 15: "DT_QINT16", 16: "DT_QUINT16", 17: "DT_UINT16",
     18: "DT_COMPLEX128", 19: "DT_HALF", 20: "DT_RESOURCE", 21: "DT_VARIANT", 22: "DT_UINT32",
     23: "DT_UINT64", 24: "DT_FLOAT8_E5M2", 25: "DT_FLOAT8_E4M3FN", 26: "DT_FLOAT8_E4M3FNUZ",
     27: "DT_FLOAT8_E4M3B11FNUZ", 28: "DT_FLOAT8_E5M2FNUZ", 29: "DT_INT4", 30: "DT_UINT4",
-    31: "DT_INT2", 32: "DT_UINT2",
+    31: "DT_INT2", 32: "DT_UINT2", 33: "DT_FLOAT4_E2M1FN",
 }  # fmt: skip
-# Quantized TF types have plain storage: report them by their storage type.
+# Quantized TF types have plain storage (the scales live in other tensors): report the storage type.
 _TF_STORAGE = {
     "DT_QINT8": "I8",
     "DT_QUINT8": "U8",
@@ -93,19 +105,13 @@ _TF_STORAGE = {
     "DT_QUINT16": "U16",
     "DT_QINT32": "I32",
 }
+# Canonical names by enum number; every other DT_ name is an alias in the dtypes table.
+TF_DTYPES: dict[int, str] = {n: _TF_STORAGE.get(name) or lookup(name).name for n, name in _TF_ENUM.items()}
 
 
 def tf_dtype_name(enum: int) -> str:
-    """Canonical dtype for a TF DataType number; non-numeric types keep a readable name (STRING…)."""
-    tf_name = _TF_DTYPES.get(enum % 100 if enum > 100 else enum)
-    if tf_name is None:
-        return f"DT_{enum}"
-    if tf_name in _TF_STORAGE:
-        return _TF_STORAGE[tf_name]
-    try:
-        return lookup(tf_name).name
-    except UnknownDType:
-        return tf_name[3:]  # STRING, RESOURCE, VARIANT, FLOAT8_E4M3B11FNUZ…: not in the dtypes table
+    """Canonical dtype for a TF DataType number (DT_STRING -> STRING…); "DT_<n>" for an unknown one."""
+    return TF_DTYPES.get(enum - 100 if enum > 100 else enum, f"DT_{enum}")
 
 
 def _varint(buf: bytes, pos: int, what: str, name: str) -> tuple[int, int]:
@@ -305,10 +311,7 @@ def _inspect_variables(folder: Path, info: ModelInfo) -> None:
             size_on_disk = shard_sizes[shard]
             if size_on_disk is not None and entry["offset"] + entry["size"] > size_on_disk:
                 info.warnings.append(f"variable {key!r} data runs past the end of {tensor.file}")
-            try:
-                expected = nbytes(dtype, tensor.numel)
-            except (UnknownDType, ValueError):
-                expected = None  # strings and other variable-size types
+            expected = tf_nbytes(dtype, tensor.numel)  # None for strings and other variable-size types
             if expected is not None and expected != entry["size"]:
                 info.warnings.append(
                     f"variable {key!r} stores {entry['size']} bytes, {dtype}{list(shape)} needs {expected}"
@@ -400,7 +403,363 @@ def read_saved_model(path: Path) -> dict[str, Any]:
     return out
 
 
+# --- GraphDef: TF1 frozen graphs, and the graph inside a SavedModel ----------------------------------
+#
+# Field numbers from tensorflow/core/framework/*.proto:
+#   GraphDef: node 1, library 2, version 3 (deprecated), versions 4, debug_info 5
+#   VersionDef: producer 1, min_consumer 2;  FunctionDefLibrary: function 1
+#   FunctionDef: signature 1 (OpDef: name 1), node_def 3
+#   NodeDef: name 1, op 2, input 3, device 4, attr 5 (map entry: key 1, value 2), debug info 6, type 7
+#   AttrValue: list 1, s 2, i 3, f 4, b 5, type 6, shape 7, tensor 8, placeholder 9, func 10
+#   TensorProto: dtype 1, tensor_shape 2, version_number 3, tensor_content 4, then one typed field
+#     (float_val 5, double_val 6, int_val 7, string_val 8, scomplex_val 9, int64_val 10, bool_val 11,
+#     dcomplex_val 12, half_val 13, resource_handle_val 14, variant_val 15, uint32_val 16,
+#     uint64_val 17, float8_val 18 — one bytes field, a byte per value)
+# The walk records where tensor_content lies and counts typed values from field lengths; it never reads
+# weight bytes (packed varints are counted in chunks, not decoded).
+
+_GRAPH_FIELDS = {1: LEN, 2: LEN, 3: VARINT, 4: LEN, 5: LEN}
+_NODE_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
+# Op and function names: TF's op-name pattern, loosened for function-call ops ("__inference_f_12").
+_OP_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-/>]*")
+_CONST_OPS = frozenset({"Const", "HostConst"})
+_VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "AutoReloadVariable"})
+_COMMON_OPS = frozenset({"Const", "Placeholder", "PlaceholderWithDefault", "Identity", "NoOp", "MatMul"})
+_NOT_OUTPUTS = _CONST_OPS | _VARIABLE_OPS | {"NoOp", "Placeholder", "PlaceholderWithDefault", "Assert"}
+_DETECT_NODES = 16  # nodes whose name and op detection checks
+MAX_DIMS = 64
+MAX_LISTED = 256
+# Typed value fields: bytes per value for fixed-width packed ones (complex: two values per element).
+_FIXED_WIDTH = {5: 4, 6: 8, 9: 4, 12: 8, 18: 1}
+_PER_FIELD = (8, 14, 15)  # string_val, resource_handle_val, variant_val: one field per value
+_CONTIGUOUS = {(5, "F32"), (6, "F64"), (9, "C64"), (12, "C128")}  # values laid out as the dtype is
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def tf_nbytes(dtype: str | DType, numel: int) -> int | None:
+    """Bytes TensorFlow stores for `numel` elements (tensor_content, tensor bundles), None when the size
+    is in the data (strings). TF keeps sub-byte types one per byte (ml_dtypes layout), unpacked."""
+    try:
+        d = lookup(dtype)
+        return numel if d.fixed_size and d.bits < 8 and not d.is_quantized else nbytes(d, numel)
+    except (UnknownDType, ValueError):
+        return None
+
+
+def _node_head(reader: MessageReader) -> tuple[str, str] | None:
+    """(name, op) of a NodeDef whose fields all have NodeDef's wire types, else None."""
+    name = op = None
+    for f in reader.fields():
+        if _NODE_FIELDS.get(f.number) != f.wire_type:
+            return None
+        if f.number == 1:
+            name = reader.string(f, 4096)
+        elif f.number == 2:
+            op = reader.string(f, 4096)
+    if not name or not op or not _OP_NAME.fullmatch(op):
+        return None
+    return name, op
+
+
+def detect_graph_def(probe: FileProbe) -> Detection | None:
+    """A bare GraphDef: repeated NodeDef messages whose names and op names are text."""
+    fields, _clean = probe.proto_fields
+    if any(_GRAPH_FIELDS.get(f.number) != f.wire_type for f in fields):
+        return None
+    nodes = [f for f in fields if f.number == 1]
+    if not nodes:
+        return None
+    reader = MessageReader(probe.source)
+    ops: Counter[str] = Counter()
+    producer = None
+    try:
+        for f in nodes[:_DETECT_NODES]:
+            head = _node_head(reader.submessage(f))
+            if head is None:
+                return None
+            ops[head[1]] += 1
+        for f in fields:
+            if f.number == 4:
+                producer = _versions(reader.submessage(f)).get("graph_def_version")
+    except FormatError:
+        return None
+    details: dict[str, Any] = {"variant": "frozen-graph", "graph_def_version": producer}
+    variables = sorted(op for op in ops if op in _VARIABLE_OPS)
+    if variables:
+        details["variable_ops"] = variables
+    shown = ", ".join(op for op, _ in ops.most_common(6))
+    more = "+" if len(nodes) > _DETECT_NODES or len(fields) >= 4096 else ""
+    evidence = [f"protobuf GraphDef: {len(nodes)}{more} NodeDef messages (ops {shown})"]
+    if producer is not None:
+        evidence.append(f"GraphDef version {producer}")
+    warnings = []
+    if variables:
+        warnings.append(
+            f"graph has {', '.join(variables)} nodes: not frozen, its weights live in a checkpoint"
+        )
+    strong = producer is not None or any(op in _COMMON_OPS for op in ops)
+    return Detection("tf-savedmodel", STRONG if strong else LIKELY, evidence, details, warnings)
+
+
+def _versions(reader: MessageReader) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in reader.fields():
+        if f.number == 1 and f.wire_type == VARINT:
+            out["graph_def_version"] = signed64(f.value)
+        elif f.number == 2 and f.wire_type == VARINT:
+            out["min_consumer"] = signed64(f.value)
+    return out
+
+
+def _count_varints(source: ByteSource, field: Field, chunk: int = 1 << 16) -> int:
+    """Values in a packed varint field: every value ends in one byte below 0x80. Read in chunks, so a
+    huge int_val costs a bounded buffer, never a list of Python ints."""
+    count, pos = 0, field.offset
+    while pos < field.end:
+        data = source.read_at(pos, min(chunk, field.end - pos))
+        if not data:
+            raise FormatError(f"packed field at {field.offset} runs past the end of the file", source.name)
+        count += len(data.translate(None, _HIGH_BYTES))
+        pos += len(data)
+    return count
+
+
+class _GraphWalk:
+    """One pass over a GraphDef: Const tensors, op counts, placeholders, likely outputs."""
+
+    def __init__(self, source: ByteSource, label: str) -> None:
+        self.source = source
+        self.label = label
+        self.tensors: list[TensorInfo] = []
+        self.warnings: list[str] = []
+        self.op_types: Counter[str] = Counter()
+        self.inputs: list[dict[str, Any]] = []
+        self.node_count = 0
+        self.function_count = 0
+        self.filled = 0  # Consts whose shape holds more values than are stored (TF repeats the last)
+        self._consumed: set[str] = set()
+        self._sinks: list[str] = []  # top-level nodes that could be outputs, in graph order
+
+    def warn(self, message: str) -> None:
+        add_warning(self.warnings, message)
+
+    def graph(self, reader: MessageReader) -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        for f in reader.fields():
+            if f.number == 1 and f.wire_type == LEN:
+                self.node_count += 1
+                self.node(reader.submessage(f), "", top=True)
+            elif f.number == 2 and f.wire_type == LEN:
+                self.library(reader.submessage(f))
+            elif f.number == 4 and f.wire_type == LEN:
+                meta.update(_versions(reader.submessage(f)))
+            elif f.number == 3 and f.wire_type == VARINT:  # the deprecated single version number
+                meta.setdefault("graph_def_version", signed64(f.value))
+        meta["node_count"] = self.node_count
+        meta["function_count"] = self.function_count
+        meta["op_types"] = dict(self.op_types.most_common())
+        meta["inputs"] = self.inputs[:MAX_LISTED]
+        meta["output_candidates"] = [n for n in self._sinks if n not in self._consumed][:MAX_LISTED]
+        variables = sum(n for op, n in self.op_types.items() if op in _VARIABLE_OPS)
+        if variables:
+            meta["variable_nodes"] = variables
+        if self.filled:
+            meta["filled_constants"] = self.filled
+        return meta
+
+    def library(self, reader: MessageReader) -> None:
+        for f in reader.fields():
+            if f.number != 1 or f.wire_type != LEN:
+                continue
+            self.function_count += 1
+            try:
+                self.function(reader.submessage(f))
+            except FormatError as exc:
+                self.warn(f"function at offset {f.offset} could not be read: {exc.message}")
+
+    def function(self, reader: MessageReader) -> None:
+        """A FunctionDef: its body's Consts are named <function>/<node>."""
+        name, nodes = "", []
+        for g in reader.fields():
+            if g.number == 1 and g.wire_type == LEN:  # OpDef signature: name 1
+                signature = reader.submessage(g)
+                name = next((signature.string(h) or "" for h in signature.fields() if h.number == 1), "")
+            elif g.number == 3 and g.wire_type == LEN:
+                nodes.append(g)
+        prefix = f"{name or f'function{self.function_count}'}/"
+        for g in nodes:
+            self.node(reader.submessage(g), prefix, top=False)
+
+    def node(self, reader: MessageReader, prefix: str, top: bool) -> None:
+        """One NodeDef; a malformed node is a warning, the walk goes on with the next."""
+        try:
+            self._node(reader, prefix, top)
+        except FormatError as exc:
+            self.warn(f"node at offset {reader.start} could not be read: {exc.message}")
+
+    def _node(self, reader: MessageReader, prefix: str, top: bool) -> None:
+        name, op = "", ""
+        attrs: dict[str, tuple[MessageReader, Field]] = {}
+        for f in reader.fields():
+            if f.wire_type != LEN:
+                continue
+            if f.number == 1:
+                name = reader.string(f, 4096) or ""
+            elif f.number == 2:
+                op = reader.string(f, 4096) or ""
+            elif f.number == 3 and top:
+                source = reader.string(f, 4096) or ""
+                self._consumed.add(source.lstrip("^").split(":", 1)[0])
+            elif f.number == 5:
+                entry = reader.submessage(f)
+                key, value = _map_entry(entry)
+                if key in ("value", "dtype", "shape") and value is not None:
+                    attrs[key] = (entry.submessage(value), value)
+        self.op_types[op] += 1
+        if op in _CONST_OPS:
+            tensor = _attr_field(attrs.get("value"), 8)
+            if tensor is None:
+                self.warn(f"Const {prefix + name!r} has no tensor value")
+            else:
+                self.tensor(tensor, prefix + name)
+        elif top and op in ("Placeholder", "PlaceholderWithDefault") and len(self.inputs) < MAX_LISTED:
+            dtype = _attr_field(attrs.get("dtype"), 6)
+            shape = _attr_field(attrs.get("shape"), 7)
+            dims = _shape(shape) if isinstance(shape, MessageReader) else None
+            self.inputs.append(
+                {
+                    "name": name,
+                    "dtype": tf_dtype_name(dtype) if isinstance(dtype, int) else None,
+                    "shape": None if dims is None else list(dims),
+                }
+            )
+        if top and op not in _NOT_OUTPUTS:
+            self._sinks.append(name)
+
+    def tensor(self, reader: MessageReader, name: str) -> None:
+        """A TensorProto: where tensor_content lies, or how many typed values it holds."""
+        dtype_enum = 0
+        shape: tuple[int, ...] | None = ()
+        content: Field | None = None
+        values: dict[int, list[Field]] = {}
+        for f in reader.fields():
+            if f.number == 1 and f.wire_type == VARINT:
+                dtype_enum = f.value
+            elif f.number == 2 and f.wire_type == LEN:
+                shape = _shape(reader.submessage(f))
+            elif f.number == 4 and f.wire_type == LEN:
+                content = f
+            elif 5 <= f.number <= 18:
+                values.setdefault(f.number, []).append(f)
+        dtype = tf_dtype_name(dtype_enum)
+        try:
+            row = lookup(dtype)
+        except UnknownDType:
+            self.warn(f"Const {name!r} has unknown DataType {dtype_enum}: skipped")
+            return
+        if shape is None or len(shape) > MAX_DIMS or any(d < 0 for d in shape):
+            self.warn(f"Const {name!r} has an unknown, negative or absurd shape: skipped")
+            return
+        numel = prod(shape)
+        logical = tf_nbytes(row, numel)
+        offset: int | None = None
+        if content is not None:
+            size: int = content.length
+            offset = content.offset
+            if logical is not None and size != logical:
+                self.warn(
+                    f"Const {name!r} holds {size} bytes of tensor_content, "
+                    f"{dtype}{list(shape)} needs {logical}"
+                )
+        else:
+            count, stored, contiguous = self._values(values, dtype)
+            if count > numel:
+                self.warn(f"Const {name!r} holds {count} values but its shape {list(shape)} has {numel}")
+            elif count < numel:
+                self.filled += 1  # TF repeats the last value (zeros when there is none) to fill the shape
+            if logical is None:  # strings: what is stored is all there is
+                size = stored
+            else:
+                size = logical
+                offset = contiguous if count == numel else None
+        self.tensors.append(TensorInfo(name, row.name, shape, size, self.label, offset, "constant"))
+
+    def _values(self, values: dict[int, list[Field]], dtype: str) -> tuple[int, int, int | None]:
+        """(value count, payload bytes, offset when the values are one packed run in dtype layout)."""
+        count = stored = 0
+        offset: int | None = None
+        for number, fields in values.items():
+            width = _FIXED_WIDTH.get(number)
+            n = 0
+            for f in fields:
+                stored += f.length
+                if number in _PER_FIELD or f.wire_type in (I32, I64, VARINT):
+                    n += 1
+                elif f.wire_type == LEN:
+                    n += f.length // width if width else _count_varints(self.source, f)
+            count += n // 2 if number in (9, 12) else n
+            in_layout = number == 18 or (number, dtype) in _CONTIGUOUS  # float8_val: the FP8 bytes themselves
+            if len(fields) == 1 and fields[0].wire_type == LEN and in_layout:
+                offset = fields[0].offset
+        return count, stored, offset
+
+
+def _attr_field(attr: tuple[MessageReader, Field] | None, number: int) -> MessageReader | int | None:
+    """Field `number` of an AttrValue: a sub-reader for a message, the value for a varint."""
+    if attr is None:
+        return None
+    reader, _ = attr
+    for f in reader.fields():
+        if f.number == number:
+            if f.wire_type == LEN:
+                return reader.submessage(f)
+            if f.wire_type == VARINT:
+                return f.value
+    return None
+
+
+def inspect_frozen_graph(path: Path, ident: Identification) -> ModelInfo:
+    """The Const tensors of a bare GraphDef, header-only: tensor_content is located, never read."""
+    info = ModelInfo(str(path), "tf-savedmodel")
+    with FileSource(path) as raw:
+        source = CachedSource(raw)
+        walk = _GraphWalk(source, str(path))
+        meta = walk.graph(MessageReader(source))
+    info.files.append({"path": str(path), "size_bytes": source.size})
+    info.metadata = {"variant": "frozen-graph", **meta}
+    info.tensors = walk.tensors
+    info.warnings = walk.warnings
+    if meta.get("variable_nodes") and not ident.details.get("variable_ops"):  # past identify's sample
+        info.warnings.append(
+            f"{meta['variable_nodes']} variable node(s): not frozen, their weights live in a checkpoint"
+        )
+    return info
+
+
+def _graph_constants(graph_file: Path, info: ModelInfo) -> None:
+    """Const tensors of the first meta graph's GraphDef (SavedModels without variables/)."""
+    with FileSource(graph_file) as raw:
+        source = CachedSource(raw)
+        reader = MessageReader(source)
+        for f in reader.fields():
+            if f.number != 2 or f.wire_type != LEN:  # SavedModel.meta_graphs
+                continue
+            meta_graph = reader.submessage(f)
+            for g in meta_graph.fields():
+                if g.number == 2 and g.wire_type == LEN:  # MetaGraphDef.graph_def
+                    walk = _GraphWalk(source, graph_file.name)
+                    meta = walk.graph(meta_graph.submessage(g))
+                    info.tensors.extend(walk.tensors)
+                    info.warnings.extend(walk.warnings)
+                    info.metadata["graph"] = {
+                        k: meta[k] for k in ("node_count", "function_count", "op_types")
+                    }
+            return  # the first meta graph is the one loaders serve
+
+
 def inspect_savedmodel(path: Path, ident: Identification) -> ModelInfo:
+    if ident.details.get("variant") == "frozen-graph" and path.is_file():
+        return inspect_frozen_graph(path, ident)
     folder = path if path.is_dir() else path.parent
     info = ModelInfo(str(path), "tf-savedmodel")
     graph_file = folder / ident.details.get("graph_file", "saved_model.pb")
@@ -425,9 +784,9 @@ def inspect_savedmodel(path: Path, ident: Identification) -> ModelInfo:
     if (folder / "variables").is_dir():
         _inspect_variables(folder, info)
     else:
-        info.warnings.append(
-            "no variables/ folder: any weights are constants inside the graph, which are not listed"
-        )
+        info.warnings.append("no variables/ folder: the weights, if any, are the graph's Const nodes")
+        if graph_file.is_file() and graph_file.suffix == ".pb":
+            _graph_constants(graph_file, info)
     return info
 
 

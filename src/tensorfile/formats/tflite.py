@@ -9,11 +9,11 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from ..dtypes import UnknownDType, lookup, padded_nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import FileProbe
 from ..source import ByteSource, CachedSource, FileSource
-from .onnx import stored_bytes
 
 
 def detect_file(probe: FileProbe) -> Detection | None:
@@ -35,29 +35,16 @@ def detect_file(probe: FileProbe) -> Detection | None:
 
 # --- inspect --------------------------------------------------------------------------------------
 
-# TensorType enum (schema.fbs) -> dtype spelling; RESOURCE/VARIANT/STRING have no row in the table.
-TFLITE_DTYPES: dict[int, str] = {
-    0: "F32",
-    1: "F16",
-    2: "I32",
-    3: "U8",
-    4: "I64",
-    5: "STRING",
-    6: "BOOL",
-    7: "I16",
-    8: "C64",
-    9: "I8",
-    10: "F64",
-    11: "C128",
-    12: "U64",
-    13: "RESOURCE",
-    14: "VARIANT",
-    15: "U32",
-    16: "U16",
-    17: "I4",
-    18: "BF16",
-}
-_UNSIZED = {"STRING", "RESOURCE", "VARIANT"}
+# TensorType enum (schema.fbs; 19-22 are LiteRT's), spelled as the schema names it; each name is an alias
+# in the dtypes table, so TFLITE_DTYPES holds canonical names (an import error if one is missing).
+_TENSOR_TYPES = (
+    "FLOAT32", "FLOAT16", "INT32", "UINT8", "INT64", "STRING", "BOOL", "INT16", "COMPLEX64", "INT8",
+    "FLOAT64", "COMPLEX128", "UINT64", "RESOURCE", "VARIANT", "UINT32", "UINT16", "INT4", "BFLOAT16",
+    "INT2", "UINT4", "FLOAT8_E4M3FN", "FLOAT8_E5M2",
+)  # fmt: skip
+TFLITE_DTYPES: dict[int, str] = {n: lookup(name).name for n, name in enumerate(_TENSOR_TYPES)}
+# Integer types whose tensors carry quantization scales (the int8/int16/int4 quantized models).
+_QUANTIZED_STORAGE = {"I8", "U8", "I16", "I4", "I2", "U4", "I32"}
 
 # BuiltinOperator enum, by number (schema.fbs up to RIGHT_SHIFT = 161); later codes show as BUILTIN_<n>.
 # fmt: off
@@ -210,6 +197,15 @@ class Table:
         return data.decode("utf-8", "replace") + ("…" if count > limit else "")
 
 
+def _stored_bytes(dtype: str, numel: int) -> int | None:
+    """Buffer bytes for `numel` elements: sub-byte types packed, last byte padded; None for strings,
+    resources and variants (their buffers hold their own encoding)."""
+    try:
+        return padded_nbytes(dtype, numel, "byte")
+    except (UnknownDType, ValueError):
+        return None
+
+
 def _operator_name(code: Table) -> str:
     # builtin_code (field 3, int32) superseded deprecated_builtin_code (field 0, int8) at 127 operators;
     # TFLite itself takes the larger of the two.
@@ -295,7 +291,7 @@ def _subgraph(
     for position, tensor in enumerate(subgraph.tables(0)):
         tname = tensor.string(3) or f"tensor{position}"
         type_id = tensor.scalar(1, "b")
-        dtype = TFLITE_DTYPES.get(type_id, f"TYPE_{type_id}")
+        dtype = TFLITE_DTYPES.get(type_id, f"TFLITE_TYPE_{type_id}")
         shape = tuple(tensor.scalars(0, "i", MAX_RANK) or ())
         described.append({"name": tname, "dtype": dtype, "shape": list(shape)})
         buffer = tensor.scalar(2, "I")
@@ -310,7 +306,9 @@ def _subgraph(
             add_warning(info.warnings, f"tensor {tname!r} has stored data but a dynamic shape {list(shape)}")
             continue
         offset, length = span
-        expected = stored_bytes(dtype, prod(shape)) if dtype not in _UNSIZED else None
+        if type_id not in TFLITE_DTYPES:
+            add_warning(info.warnings, f"tensor {tname!r} has TensorType {type_id}, unknown to this reader")
+        expected = _stored_bytes(dtype, prod(shape))
         sparse = tensor.field(6, 4) is not None  # sparse tensors store fewer bytes than the shape
         if expected is not None and expected != length and not sparse:
             add_warning(
@@ -319,7 +317,7 @@ def _subgraph(
             )
         quant = tensor.table(4)
         scales = quant.vector(2, 4) if quant is not None else None
-        if scales is not None and scales[1] > 0 and dtype in ("I8", "U8", "I16", "I4", "I32"):
+        if scales is not None and scales[1] > 0 and dtype in _QUANTIZED_STORAGE:
             quantized += 1
         role = "buffer" if tensor.scalar(5, "B") else "weight"  # is_variable: state, not weights
         info.tensors.append(TensorInfo(prefix + tname, dtype, shape, length, label, offset, role))
@@ -389,9 +387,9 @@ def _model_metadata(fb: FlatBuffer) -> dict[str, Any]:
 
 
 def _quantization(info: ModelInfo) -> dict[str, Any]:
-    counts = Counter(t.dtype for t in info.tensors if t.dtype in ("I8", "U8", "I16", "I4"))
+    counts = Counter(t.dtype for t in info.tensors if t.dtype in _QUANTIZED_STORAGE - {"I32"})
     main = counts.most_common(1)[0][0] if counts else None
-    bits = {"I8": 8, "U8": 8, "I16": 16, "I4": 4}.get(main or "")
+    bits = lookup(main).bits if main else None
     return {
         "method": "tflite",
         "bits": bits,
