@@ -133,7 +133,7 @@ class FileProbe:
                 return fh.read(length)
         except KeyError:
             raise FormatError(f"zip member {member} missing", self.path) from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise FormatError(f"zip member {member} is unreadable ({exc})", self.path) from None
 
     def sibling(self, name: str) -> Path | None:

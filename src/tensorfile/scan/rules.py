@@ -154,7 +154,12 @@ _DANGEROUS_MODULES: dict[str, str] = {
     "torch._inductor": "compiles and runs generated code",
     "torch._dynamo": "evaluates guard code",
     "torch.fx.experimental": "evaluates expressions",
-    "torch.jit": "compiles or loads code",
+    "torch.jit.load": "loads a TorchScript program",
+    "torch.jit._serialization": "loads a TorchScript program",
+    "torch.jit.unsupported_tensor_ops": "executes generated code",
+    "torch.jit.frontend": "compiles Python source",
+    "torch.jit._script": "compiles Python source",
+    "torch.jit.annotations": "evaluates type annotations as code",
     "torch.package": "imports packaged code",
     "torch.utils.cpp_extension": "compiles and loads native code",
     "torch.utils.bottleneck": "runs scripts",
@@ -321,6 +326,9 @@ def classify(module: str, name: str, usage: str) -> Verdict:
     qualname = ".".join(parts)
     if qualname in _SAFE_GLOBALS or _is_torch_rebuild(parts):
         return Verdict(None, "pickle-allowed-global", "used to rebuild tensors and containers")
+    if parts[0] == "__torch__" or parts[:3] == ["torch", "jit", "_pickle"]:
+        # TorchScript: classes compiled from the archive's own code/, and its list/tensor builders
+        return Verdict("info", "pickle-torchscript", "a TorchScript class or builder (no Python import)")
     reason = _dangerous_reason(parts)
     if reason:
         return Verdict("critical", "pickle-dangerous-global", reason)

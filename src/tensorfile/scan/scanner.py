@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import TensorfileError, UnsupportedError
+from ..errors import FormatError, TensorfileError, UnsupportedError
 from ..formats.numpy import MAGIC as NPY_MAGIC
 from ..formats.numpy import has_objects, parse_npy_header
 from ..formats.pytorch import legacy_magic_at
@@ -134,7 +134,8 @@ def _scan_content(
     top: Path | None = None,
 ) -> None:
     """Check one blob (a file, or a member of an archive) by its content."""
-    label = f"{where} › {name}" if where else ""
+    # where: the chain of archive members holding this blob ("" for the file itself)
+    label = f"{where} › {name}" if where else (name if depth else "")
 
     def add(findings: list[Finding]) -> None:
         result.findings.extend(f.within(label) if label else f for f in findings)
@@ -153,7 +154,7 @@ def _scan_content(
             result.status = "incomplete"
             return
         result.format = result.format or kind
-        _scan_archive(name, kind, open_stream, result, depth=depth, where=label or name, top=top)
+        _scan_archive(name, kind, open_stream, result, depth=depth, where=label, top=top)
         return
     if head.startswith(NPY_MAGIC):
         result.format = result.format or "numpy"
@@ -216,14 +217,37 @@ def _scan_archive(
             walker = archives.walk_archive_stream(open_stream, kind, where)
         for item in walker:
             if isinstance(item, Finding):
-                located = item.within(where) if depth else item
+                located = item.within(where) if where else item
                 result.findings.append(located)
                 if item.rule in archives.INCOMPLETE_RULES:
                     result.status = "incomplete"
                 continue
-            _scan_content(
-                item.name, item.head, item.open, result, depth=depth + 1, where=where if depth else ""
+            try:
+                _scan_content(item.name, item.head, item.open, result, depth=depth + 1, where=where)
+            except TensorfileError as exc:  # one bad member: report it, keep scanning the others
+                result.findings.append(
+                    Finding(
+                        "archive-member-unscanned",
+                        "high" if item.name.lower().endswith(_PICKLE_NAMES) else "medium",
+                        "A member of this archive could not be scanned.",
+                        exc.message,
+                        f"{where} › {item.name}" if where else item.name,
+                    )
+                )
+                result.status = "incomplete"
+    except FormatError as exc:
+        if depth == 0:
+            raise
+        result.findings.append(
+            Finding(
+                "archive-corrupt",
+                "medium",
+                "A nested archive is damaged; it was read as far as possible.",
+                exc.message,
+                where,
             )
+        )
+        result.status = "incomplete"
     except UnsupportedError as exc:
         result.findings.append(
             Finding(
@@ -257,7 +281,7 @@ def _npy(
     if not has_objects(header.get("descr")):
         return
     with open_stream() as stream:
-        stream.seek(header["data_offset"])
+        stream.seek(header["_data_offset"])
         found = scan_pickle(stream, name, max_streams=1)
     add(
         [
