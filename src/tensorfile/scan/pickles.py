@@ -73,7 +73,9 @@ class PickleScan:
 
 
 def looks_like_pickle(head: bytes) -> bool:
-    return is_pickle_start(head) is not None and parses_as_pickle(head)
+    """Whether `head` would be read as pickle opcodes. Fail closed: pickle.load accepts programs
+    that open with any opcode (no PROTO), so a head that decodes as opcodes counts too."""
+    return (is_pickle_start(head) is not None and parses_as_pickle(head, 1)) or parses_as_pickle(head)
 
 
 def scan_pickle(
