@@ -64,3 +64,17 @@ def test_object_arrays_in_joblib_are_walked_not_run(tmp_path: Path) -> None:
     info = inspect(path)
     assert [t.name for t in info.tensors] == ["w"]
     assert any("object array" in w for w in info.warnings)
+
+
+def test_joblib_structured_dtype_arrays() -> None:
+    """sklearn trees store their nodes as a structured (void) dtype: sized from numpy's own state."""
+    import joblib
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "models" / "classifier.joblib"
+    info = inspect(path)
+    model = joblib.load(path)
+    nodes = model.tree_.__getstate__()["nodes"]
+    by_name = {t.name.rsplit(".", 1)[-1]: t for t in info.tensors}
+    assert by_name["nodes"].dtype == f"V{nodes.dtype.itemsize}"
+    assert by_name["nodes"].nbytes == nodes.nbytes
+    assert info.parameters_by_dtype[f"V{nodes.dtype.itemsize}"] == nodes.size

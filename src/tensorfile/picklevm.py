@@ -384,7 +384,12 @@ def _run(
                 if isinstance(target, Call):
                     target.state = state
                     if raw_data_hook is not None:
-                        raw_data_hook(target, stream)
+                        try:
+                            raw_data_hook(target, stream)
+                        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+                            raise _Broken(
+                                f"raw data after {target.func_name} cannot be read: {exc}"
+                            ) from None
                 else:
                     # BUILD on a plain value or an imported object: keep the value, and record
                     # the state applied (setattr on a class or module is a known bypass).

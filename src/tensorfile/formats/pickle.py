@@ -200,10 +200,23 @@ def joblib_array_data(
     if "numpy_array_alignment_bytes" in state:  # joblib >= 1.2 pads the data to 16 bytes
         pad = stream.read(1)
         stream.seek(stream.tell() + (pad[0] if pad else 0))
-    size = nbytes(lookup(dtype_text), prod(shape))
+    size = _itemsize(state.get("dtype"), dtype_text) * prod(shape)
     start = stream.tell()
     stream.seek(start + size)
     return start, size
+
+
+def _itemsize(dtype_call: Any, dtype_text: str) -> int:
+    """Bytes per element: from the dtype table, else from the pickled dtype's own state (numpy
+    writes elsize there), which also covers structured and void dtypes such as sklearn's nodes."""
+    try:
+        return nbytes(lookup(dtype_text), 1)
+    except (KeyError, ValueError, FormatError):
+        pass
+    state = dtype_call.state if isinstance(dtype_call, Call) else None
+    if isinstance(state, tuple) and len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
+        return state[5]
+    raise FormatError(f"joblib array of unknown dtype {dtype_text}")
 
 
 def inspect_file(path: Path, ident: Identification) -> ModelInfo:
@@ -239,17 +252,23 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
         if id(call) in arrays:
             offset, size = arrays[id(call)]
             state = call.state
-            dtype = lookup(_dtype_from_call(state["dtype"]) or "|u1")
-            info.tensors.append(TensorInfo(name, dtype.name, tuple(state["shape"]), size, str(path), offset))
+            dtype_name = _dtype_name(_dtype_from_call(state["dtype"]) or "|u1")
+            info.tensors.append(TensorInfo(name, dtype_name, tuple(state["shape"]), size, str(path), offset))
         elif isinstance(call.state, tuple) and len(call.state) >= 5:  # numpy _reconstruct + BUILD
             _version, shape, dtype_call, _fortran, _raw = call.state[:5]
             dtype_text = _dtype_from_call(dtype_call)
             if dtype_text and "O" not in dtype_text and isinstance(shape, tuple):
-                dtype = lookup(dtype_text)
-                info.tensors.append(
-                    TensorInfo(name, dtype.name, shape, nbytes(dtype, prod(shape)), str(path))
-                )
+                size = _itemsize(dtype_call, dtype_text) * prod(shape)
+                info.tensors.append(TensorInfo(name, _dtype_name(dtype_text), shape, size, str(path)))
     return info
+
+
+def _dtype_name(dtype_text: str) -> str:
+    """The table's name for a numpy dtype string; structured/void dtypes keep numpy's ("V64")."""
+    try:
+        return lookup(dtype_text).name
+    except (KeyError, ValueError, FormatError):
+        return dtype_text.lstrip("<>|=")
 
 
 def _array_calls(root: Any) -> list[tuple[str, Call]]:
