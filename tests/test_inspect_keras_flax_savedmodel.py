@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from tensorfile.errors import FormatError
-from tensorfile.formats import INSPECTORS, flax, keras, savedmodel
+from tensorfile.formats import flax, keras, savedmodel
+from tensorfile.formats.registry import INSPECTORS
 from tensorfile.identification import identify
 from tensorfile.inspection import inspect
 from tensorfile.model import ModelInfo

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import catalog
 from .errors import FormatError, InputError, TensorfileError
-from .formats import DIR_DETECTORS, FILE_DETECTORS
+from .formats.registry import DIR_DETECTORS, FILE_DETECTORS
 from .formats.signatures import describe
 from .model import CERTAIN, Detection, Identification
 from .probe import DirProbe, FileProbe

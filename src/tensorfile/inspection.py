@@ -37,7 +37,7 @@ _CONFIG_KEYS = {
 
 def inspect(path: str | os.PathLike[str]) -> ModelInfo:
     """Describe a model file or folder. Raises UnsupportedError for unknown or unreadable formats."""
-    from .formats import INSPECTORS
+    from .formats.registry import INSPECTORS
 
     p = Path(path)
     ident = identify(p)

@@ -115,8 +115,6 @@ def _scan_top(path: Path, head: bytes, result: FileResult) -> None:
             result.scanned.append("graph")
             return
 
-    result.format = _format_of(path)
-
     def reopen() -> BinaryIO:
         return path.open("rb")
 
@@ -153,7 +151,6 @@ def _scan_content(
             )
             result.status = "incomplete"
             return
-        result.format = result.format or kind
         _scan_archive(name, kind, open_stream, result, depth=depth, where=label, top=top)
         return
     if head.startswith(NPY_MAGIC):
@@ -173,20 +170,23 @@ def _scan_content(
         with open_stream() as stream:
             add(frameworks.check_torchscript_code(name, stream.read(16 << 20)))
         return
-    if lower.endswith(".json") or (head.lstrip()[:1] in (b"{", b"[") and depth == 0):
+    stripped = head.lstrip()
+    looks_json = stripped[:1] in (b"{", b"[") and stripped[:2] not in (b"{%", b"{{")
+    if not lower.endswith(_TEMPLATE_SUFFIXES) and (lower.endswith(".json") or (looks_json and depth == 0)):
         result.format = result.format or "json"
         _json(name, open_stream, add)
         result.scanned.append(label or name)
         return
-    from . import templates
+    if lower.endswith(_TEMPLATE_SUFFIXES) or _is_text(head):
+        from . import templates  # jinja2 is imported only when there is text to check
 
-    if lower.endswith(_TEMPLATE_SUFFIXES) or templates.is_template_text(head):
-        result.format = result.format or "text"
-        with open_stream() as stream:
-            data = stream.read(_MAX_JSON)
-        add(templates.scan_text_template(data, name))
-        result.scanned.append(label or name)
-        return
+        if lower.endswith(_TEMPLATE_SUFFIXES) or templates.is_template_text(head):
+            result.format = result.format or "text"
+            with open_stream() as stream:
+                data = stream.read(_MAX_JSON)
+            add(templates.scan_text_template(data, name))
+            result.scanned.append(label or name)
+            return
     if depth == 0:
         result.format = result.format or "other"
         result.findings.append(
@@ -215,6 +215,7 @@ def _scan_archive(
             walker = archives.walk_archive(top, kind)
         else:
             walker = archives.walk_archive_stream(open_stream, kind, where)
+        names: list[str] = []
         for item in walker:
             if isinstance(item, Finding):
                 located = item.within(where) if where else item
@@ -222,6 +223,7 @@ def _scan_archive(
                 if item.rule in archives.INCOMPLETE_RULES:
                     result.status = "incomplete"
                 continue
+            names.append(item.name)
             try:
                 _scan_content(item.name, item.head, item.open, result, depth=depth + 1, where=where)
             except TensorfileError as exc:  # one bad member: report it, keep scanning the others
@@ -235,6 +237,8 @@ def _scan_archive(
                     )
                 )
                 result.status = "incomplete"
+        if depth == 0:
+            result.format = _archive_format(kind, names)
     except FormatError as exc:
         if depth == 0:
             raise
@@ -259,6 +263,18 @@ def _scan_archive(
             )
         )
         result.status = "incomplete"
+
+
+def _archive_format(kind: str, names: list[str]) -> str:
+    """A format id for the report, from the member layout (the checks never depend on it)."""
+    if kind == "zip":
+        if any(n.endswith("data.pkl") for n in names):
+            return "torchscript" if any("/code/" in f"/{n}" for n in names) else "pytorch-zip"
+        if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
+            return "keras-v3"
+        if names and all(n.endswith(".npy") for n in names):
+            return "numpy"
+    return kind
 
 
 def _npy(
@@ -336,17 +352,6 @@ def _gguf(path: Path, result: FileResult) -> None:
     result.scanned.append("metadata")
 
 
-def _format_of(path: Path) -> str | None:
-    """The format id `identify` gives, for the report only (the checks go by content)."""
-    from ..identification import identify
-
-    try:
-        found = identify(path).format
-    except TensorfileError:
-        return None
-    return None if found == "unknown" else found
-
-
 def _is_safetensors(head: bytes) -> bool:
     if len(head) < 10:
         return False
@@ -356,6 +361,15 @@ def _is_safetensors(head: bytes) -> bool:
 
 def _maybe_protobuf(path: Path, head: bytes) -> bool:
     return path.name == "saved_model.pb" or (head[:1] in (b"\x08", b"\x12", b"\x0a") and path.suffix == "")
+
+
+def _is_text(head: bytes) -> bool:
+    sample = head[:4096]
+    return (
+        bool(sample)
+        and b"\x00" not in sample
+        and (b"{{" in sample or b"{%" in sample or b"!!python" in sample or b"!python" in sample)
+    )
 
 
 def _describe(head: bytes) -> str:
