@@ -528,12 +528,39 @@ def _string_arg(line: bytes) -> str:
     return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
 
 
+_ATOMS = (str, int, float, complex, bytes, bool, type(None), Global, PersistentRef, LargeValue, Call)
+MAX_KEY_DEPTH = 64
+
+
 def _hashable(key: Any) -> Any:
-    try:
-        hash(key)
-    except TypeError:
-        return repr(key)
-    return key
+    """`key` if it can be a dict/set key, else a stand-in string.
+
+    CPython hashes nested tuples recursively in C with no depth check, so a pickle that builds a
+    tuple 200,000 levels deep and uses it as a key would crash the interpreter; such keys (and
+    repr of them) are never attempted.
+    """
+    if isinstance(key, _ATOMS):
+        return key
+    if isinstance(key, (tuple, frozenset)) and _depth(key, MAX_KEY_DEPTH) <= MAX_KEY_DEPTH:
+        try:
+            hash(key)
+        except TypeError:
+            return f"<unhashable {type(key).__name__}>"
+        return key
+    return f"<unhashable {type(key).__name__}>"
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of tuples/frozensets in `value`, counted only up to `limit` + 1."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return level
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in item if isinstance(child, (tuple, frozenset)))
+    return deepest
 
 
 def is_pickle_start(head: bytes) -> int | None:
