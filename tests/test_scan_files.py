@@ -319,3 +319,43 @@ def test_cli_exit_codes_json_and_sarif(tmp_path: Path, made: Callable[[str], Pat
     assert _cli(str(evil), "--fail-on", "critical").returncode == 1
     assert _cli(str(tmp_path / "nope.pt")).returncode == 2
     assert "Traceback" not in _cli(str(tmp_path / "nope.pt")).stderr
+
+
+def test_keras_v3_zip_with_lambda(tmp_path: Path) -> None:
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {
+                    "module": "keras.layers",
+                    "class_name": "Lambda",
+                    "config": {
+                        "name": "l",
+                        "function": {"class_name": "__lambda__", "config": {"code": "4wEA"}},
+                    },
+                },
+                {"module": "keras.utils", "class_name": "function", "config": "get_file"},
+            ]
+        },
+    }
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.6.0"}))
+        z.writestr("model.weights.h5", b"")
+    result = scan_file(path)
+    assert result.format == "keras-v3"
+    rules = {f.rule: f.severity for f in result.findings}
+    assert rules["keras-lambda"] == "critical"
+    assert rules["keras-dangerous-reference"] == "critical"
+
+
+def test_parallel_scan_matches_serial(tmp_path: Path, made: Callable[[str], Path]) -> None:
+    for i in range(6):
+        (tmp_path / f"evil{i}.pkl").write_bytes(EVIL)
+        (tmp_path / f"ok{i}.safetensors").write_bytes(made("safetensors").read_bytes())
+    serial = scan([tmp_path], jobs=1).to_dict()
+    parallel = scan([tmp_path], jobs=2).to_dict()
+    assert serial == parallel
+    assert serial["summary"]["verdicts"] == {"clean": 6, "unsafe": 6, "incomplete": 0, "error": 0}
