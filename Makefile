@@ -19,11 +19,12 @@ $(VENV)/.test: pyproject.toml $(VENV)/.core
 	$(PIP) install -e ".[test]"
 	touch $@
 
-## demo: install the tool, identify the bundled real model files and inspect two of them
+## demo: install the tool, identify the bundled real model files, inspect two of them, scan them all
 demo: $(VENV)/.core
 	$(BIN)/tensorfile identify examples/models/*
 	$(BIN)/tensorfile inspect examples/models/tiny-llama-q8_0.gguf --limit 8
 	$(BIN)/tensorfile inspect examples/models/training-checkpoint.ckpt
+	$(BIN)/tensorfile scan -v examples/models
 
 ## test: install the test dependencies, lint, and run the whole suite on 2 workers
 test: $(VENV)/.test

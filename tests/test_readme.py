@@ -13,6 +13,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), fl
 EXPECTED = [
     "no/such/file.pt: no such file or directory",
     "F32 ['model_state_dict.weight', 'model_state_dict.bias']",
+    "pickle [('info', 'sklearn.tree._classes.DecisionTreeClassifier'), ('info', 'sklearn.tree._tree.Tree')]",
 ]
 
 

@@ -237,7 +237,8 @@ def _scan_archive(
                     )
                 )
                 result.status = "incomplete"
-        if depth == 0:
+        if depth == 0 and not (kind in ("gzip", "bz2", "xz", "lzma", "zlib") and result.format):
+            # a compressed single stream is reported as what it holds (a joblib pickle, say)
             result.format = _archive_format(kind, names)
     except FormatError as exc:
         if depth == 0:
