@@ -72,7 +72,7 @@ class FileSource:
 
     def open_stream(self) -> BinaryIO:
         """A fresh file object, for libraries (zipfile, tarfile) that want one."""
-        return _SourceFile(self)
+        return SourceStream(self)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -101,7 +101,7 @@ class SliceSource:
         return self._source.read_at(self._start + offset, min(length, self.size - offset))
 
     def open_stream(self) -> BinaryIO:
-        return _SourceFile(self)
+        return SourceStream(self)
 
 
 class BytesSource:
@@ -160,10 +160,11 @@ class CachedSource:
         return block
 
 
-class _SourceFile(io.RawIOBase):
-    """A read-only, seekable file object over a ByteSource."""
+class SourceStream(io.RawIOBase):
+    """A read-only, seekable raw stream over a ByteSource (reads past the end return nothing)."""
 
     def __init__(self, source: ByteSource) -> None:
+        super().__init__()
         self._source = source
         self._pos = 0
 
@@ -187,9 +188,9 @@ class _SourceFile(io.RawIOBase):
         self._pos += len(data)
         return len(data)
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            size = self._source.size - self._pos
+            size = max(0, self._source.size - self._pos)
         data = self._source.read_at(self._pos, size)
         self._pos += len(data)
         return data

@@ -59,7 +59,7 @@ from typing import Any, BinaryIO
 
 from ..errors import FormatError, UnsupportedError
 from ..probe import HEAD_SIZE
-from ..source import ByteSource, FileSource, SliceSource
+from ..source import ByteSource, FileSource, SliceSource, SourceStream
 from .findings import Finding
 
 MAX_TOTAL = 16 << 30  # decompressed bytes per archive, nested walks included
@@ -616,44 +616,8 @@ def _reader(guard: _Guarded, source: ByteSource | None, ctx: _Ctx) -> _Reader:
 def _plain_reader(ctx: _Ctx, source: ByteSource, name: str) -> _Reader:
     """Bytes that lie uncompressed in a source (a file, a stored member): seeks are free."""
     return _reader(
-        _Guarded(lambda: _SourceStream(source), ctx, name, counted=False, cheap_seek=True), source, ctx
+        _Guarded(lambda: SourceStream(source), ctx, name, counted=False, cheap_seek=True), source, ctx
     )
-
-
-class _SourceStream(io.RawIOBase):
-    """A seekable raw stream over a ByteSource (reads past the end return nothing)."""
-
-    def __init__(self, source: ByteSource) -> None:
-        super().__init__()
-        self._source = source
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._source.read_at(self._pos, len(buffer))
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = max(0, self._source.size - self._pos)
-        data = self._source.read_at(self._pos, size)
-        self._pos += len(data)
-        return data
 
 
 class _ZlibDec:
@@ -869,7 +833,7 @@ class _SpoolSource:
         return self._spool.read(min(length, self.size - offset))
 
     def open_stream(self) -> BinaryIO:
-        return io.BufferedReader(_SourceStream(self))
+        return io.BufferedReader(SourceStream(self))
 
 
 def _spool(ctx: _Ctx, opener: Callable[[], BinaryIO], name: str) -> ByteSource:
@@ -1229,7 +1193,7 @@ def _zip_member(
     def open_member(report: bool = not hiding) -> tuple[_Reader, _Guarded]:
         if method == "stored":
             guard = _Guarded(
-                lambda: _SourceStream(data),
+                lambda: SourceStream(data),
                 ctx,
                 name,
                 counted=False,
@@ -1241,7 +1205,7 @@ def _zip_member(
             return _reader(guard, data, ctx), guard
         return _decompressed_reader(
             ctx,
-            lambda: io.BufferedReader(_SourceStream(data), 64 << 10),
+            lambda: io.BufferedReader(SourceStream(data), 64 << 10),
             method,  # type: ignore[arg-type]
             name,
             multi=False,
@@ -1486,7 +1450,7 @@ def _sevenzip_pass(py7zr: Any, src: ByteSource, writers: dict[int, Any]) -> None
             return writers[int(filename)]
 
     factory = Factory()
-    with py7zr.SevenZipFile(io.BufferedReader(_SourceStream(src)), mode="r") as archive:
+    with py7zr.SevenZipFile(io.BufferedReader(SourceStream(src)), mode="r") as archive:
         for f in archive.files:
             f._file_info["digest"] = None  # we check CRCs ourselves; a bad one must not stop the pass
             wanted = f.id in writers
@@ -1530,7 +1494,7 @@ def _walk_7z(ctx: _Ctx, src: ByteSource) -> Iterator[Member | Finding]:
             return self.total
 
     try:
-        archive = py7zr.SevenZipFile(io.BufferedReader(_SourceStream(src)), mode="r")
+        archive = py7zr.SevenZipFile(io.BufferedReader(SourceStream(src)), mode="r")
     except py7zr.exceptions.PasswordRequired:
         ctx.report(
             Finding(
