@@ -359,3 +359,25 @@ def test_parallel_scan_matches_serial(tmp_path: Path, made: Callable[[str], Path
     parallel = scan([tmp_path], jobs=2).to_dict()
     assert serial == parallel
     assert serial["summary"]["verdicts"] == {"clean": 6, "unsafe": 6, "incomplete": 0, "error": 0}
+
+
+def test_legacy_torch_tar_and_stack(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    path = tmp_path / "old.pt"
+    with tarfile.open(path, "w") as tar:  # torch < 0.4 layout: four pickled members
+        for name, data in (("sys_info", Asm(2).empty_dict().stop().build_bytes()), ("pickle", EVIL)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert worst(path) == "critical"
+    # legacy stack: magic number, protocol, sys_info, then the payload as the "data" pickle
+    magic = Asm(2).raw(b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")).stop().build_bytes()
+    stack = tmp_path / "stack.pt"
+    stack.write_bytes(
+        magic + Asm(2).int_(1001).stop().build_bytes() + Asm(2).empty_dict().stop().build_bytes() + EVIL
+    )
+    result = scan_file(stack)
+    assert result.format == "pytorch-legacy"
+    assert result.worst == "critical"
