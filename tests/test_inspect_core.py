@@ -213,3 +213,18 @@ def test_npy_object_array_is_reported_not_counted(made: Callable[[str], Path]) -
     info = inspect(made("npy_object"))
     assert info.tensor_count == 0
     assert any("Python objects" in w for w in info.warnings)
+
+
+def test_model_folder_with_two_safetensors_variants(tmp_path: Path) -> None:
+    """A folder found by its config.json that holds model.safetensors and model.fp16.safetensors:
+    the default variant is counted once, the other named in a warning (it used to raise KeyError)."""
+    from safetensors.numpy import save_file
+
+    from tensorfile.inspection import inspect as inspect_path
+
+    save_file({"w": np.zeros(4, np.float32)}, str(tmp_path / "model.safetensors"))
+    save_file({"w": np.zeros(4, np.float16)}, str(tmp_path / "model.fp16.safetensors"))
+    (tmp_path / "config.json").write_text('{"model_type": "clip_text_model"}')
+    info = inspect_path(tmp_path)
+    assert info.parameter_count == 4 and info.parameters_by_dtype == {"F32": 4}
+    assert any("fp16" in w for w in info.warnings)

@@ -228,7 +228,18 @@ def inspect_files(root: Path, files: list[Path], fmt: str) -> ModelInfo:
 
 def inspect_single(path: Path, ident: Identification) -> ModelInfo:
     if path.is_dir():
-        return inspect_files(path, [path / ident.details["weights_file"]], "safetensors")
+        name = ident.details.get("weights_file")
+        if name is None:  # a model folder found by its config: pick the default variant's files
+            from .hf import choose_weights
+
+            chosen = choose_weights(path)
+            if chosen is None or not chosen.files:
+                raise FormatError("folder holds no safetensors weights", path)
+            info = inspect_files(path, [path / f for f in chosen.files], "safetensors")
+            if chosen.other_variants:
+                info.warnings.append(f"other weight variants not counted: {', '.join(chosen.other_variants)}")
+            return info
+        return inspect_files(path, [path / name], "safetensors")
     return inspect_files(path, [path], "safetensors")
 
 
