@@ -24,6 +24,8 @@ from tensorfile.identification import identify
 from tensorfile.inspection import inspect
 
 from .conftest import HEAVY
+from .pbwire import field as _f
+from .pbwire import varint as _v
 
 FIXTURE = HEAVY / "tf_frozen_graph.pb"
 RECORD: dict[str, Any] = next(
@@ -34,23 +36,6 @@ DENSE_W = (np.arange(6, dtype=np.float32).reshape(3, 2) - 2.5) / 10.0  # as make
 
 
 # --- a hand encoder for the GraphDef messages ------------------------------------------------------
-
-
-def _v(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64 values are ten-byte varints
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _f(number: int, payload: bytes | int) -> bytes:
-    if isinstance(payload, int):
-        return _v(number << 3) + _v(payload)
-    return _v(number << 3 | 2) + _v(len(payload)) + payload
 
 
 def _f32(number: int, value: float) -> bytes:  # one unpacked float (wire type 5), as proto2 writers emit

@@ -30,6 +30,8 @@ from tensorfile.model import ModelInfo
 from tensorfile.source import FileSource
 
 from .conftest import CORPUS, heavy
+from .pbwire import field as _field
+from .pbwire import varint as _varint
 
 MANIFEST = {e["path"]: e for e in json.loads(heavy("MANIFEST.json").read_text())["fixtures"]}
 CORPUS_MANIFEST = CORPUS / "formats" / "manifest.json"
@@ -542,21 +544,6 @@ def test_savedmodel_graph_file_alone_still_finds_variables() -> None:
 
 
 # Hand-made tensor bundles: a LevelDB table writer just big enough for the tests.
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, value: int | bytes) -> bytes:
-    if isinstance(value, int):
-        return _varint(number << 3) + _varint(value)
-    return _varint(number << 3 | 2) + _varint(len(value)) + value
 
 
 def _entry(dtype: int, shape: list[int], offset: int, size: int, shard: int = 0) -> bytes:

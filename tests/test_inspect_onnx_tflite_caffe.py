@@ -24,6 +24,8 @@ from tensorfile.inspection import inspect
 from tensorfile.model import ModelInfo
 
 from .conftest import CORPUS, HEAVY, heavy
+from .pbwire import field as _field
+from .pbwire import varint as _varint
 
 MANIFEST = {f["path"]: f for f in json.loads((HEAVY / "MANIFEST.json").read_text())["fixtures"]}
 
@@ -38,23 +40,6 @@ def _clean_failure(path: Path, inspector: Callable[[Path, Any], ModelInfo], iden
     """Bad bytes give a TensorfileError (or a report), never another exception."""
     with contextlib.suppress(TensorfileError):
         inspector(path, ident)
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes | int) -> bytes:
-    if isinstance(payload, int):
-        return _varint(number << 3) + _varint(payload)
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 # --- ONNX -----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tensorfile.inspection import inspect
 from tensorfile.model import ModelInfo
 
 from .conftest import CORPUS, heavy
+from .pbwire import varint as _varint
 
 MANIFEST: dict[str, dict[str, Any]] = {
     f["path"]: f
@@ -355,15 +356,6 @@ def test_coreml_blob_lies_are_warnings(tmp_path: Path) -> None:
 
 # A tiny protobuf writer for handmade Core ML specs. Field numbers are coremltools 9.0's
 # (Model.proto, NeuralNetwork.proto, TreeEnsemble.proto), read off its generated descriptors.
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _v(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 

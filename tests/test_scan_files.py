@@ -21,6 +21,7 @@ from tensorfile.scan import scan, scan_file
 from tensorfile.scan.findings import rank
 
 from .conftest import HEAVY
+from .pbwire import field as _pbfield
 from .pickle_asm import Asm
 
 EVIL = Asm(2).call("posix", "system", "echo pwned").stop().build_bytes()
@@ -255,28 +256,15 @@ def test_safetensors_header_lies(tmp_path: Path) -> None:
 
 
 def test_savedmodel_with_pyfunc(tmp_path: Path) -> None:
-    def field(number: int, payload: bytes) -> bytes:
-        return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-    node = field(1, b"f") + field(2, b"PyFunc")
-    graph = field(1, node)
-    meta = field(2, graph)
-    saved = _varint(1 << 3) + _varint(1) + field(2, meta)
+    node = _pbfield(1, b"f") + _pbfield(2, b"PyFunc")
+    graph = _pbfield(1, node)
+    meta = _pbfield(2, graph)
+    saved = _pbfield(1, 1) + _pbfield(2, meta)
     folder = tmp_path / "sm"
     folder.mkdir()
     (folder / "saved_model.pb").write_bytes(saved)
     rules = {f.rule: f.severity for f in scan_file(folder / "saved_model.pb").findings}
     assert rules.get("tf-dangerous-op") == "critical"
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def test_folder_scan_and_report(tmp_path: Path, made: Callable[[str], Path]) -> None:
