@@ -757,6 +757,31 @@ def _graph_constants(graph_file: Path, info: ModelInfo) -> None:
             return  # the first meta graph is the one loaders serve
 
 
+def graph_op_counts(path: Path) -> Counter[str]:
+    """How often each op appears in a bare GraphDef or in every meta graph of a saved_model.pb,
+    function bodies included (the scanner looks for ops that touch files or call Python)."""
+    counts: Counter[str] = Counter()
+    with FileSource(path) as raw:
+        source = CachedSource(raw)
+        top = MessageReader(source)
+        fields = list(top.fields())
+        if any(f.number == 1 and f.wire_type == LEN for f in fields):  # GraphDef: field 1 is a node
+            graphs = [top]
+        else:  # SavedModel: meta_graphs (2) → graph_def (2)
+            graphs = []
+            for f in fields:
+                if f.number == 2 and f.wire_type == LEN:
+                    meta = top.submessage(f)
+                    graphs += [
+                        meta.submessage(g) for g in meta.fields() if g.number == 2 and g.wire_type == LEN
+                    ]
+        for graph in graphs:
+            walk = _GraphWalk(source, path.name)
+            walk.graph(graph)
+            counts.update(walk.op_types)
+    return counts
+
+
 def inspect_savedmodel(path: Path, ident: Identification) -> ModelInfo:
     if ident.details.get("variant") == "frozen-graph" and path.is_file():
         return inspect_frozen_graph(path, ident)

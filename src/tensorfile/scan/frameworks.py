@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
-from ..protowire import LEN, MessageReader
 from ..source import FileSource, read_exact
 from .findings import CONVERT_ADVICE, Finding
 from .rules import classify
@@ -138,27 +137,10 @@ _SAVER_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "Re
 
 def check_tf_graph(path: Path) -> list[Finding]:
     """Dangerous ops in a SavedModel (saved_model.pb) or a frozen GraphDef, nodes and functions."""
+    from ..formats.savedmodel import graph_op_counts
+
     findings: list[Finding] = []
-    counted: dict[str, int] = {}
-    with FileSource(path) as source:
-        top = MessageReader(source)
-        fields = list(top.fields(max_fields=1 << 16))
-        graphs: list[MessageReader] = []
-        if any(f.number == 2 and f.wire_type == LEN for f in fields) and not any(
-            f.number == 1 and f.wire_type == LEN and _is_node(top, f) for f in fields
-        ):
-            for f in fields:  # SavedModel: meta_graphs (2) → graph_def (2)
-                if f.number == 2 and f.wire_type == LEN:
-                    meta = top.submessage(f)
-                    graphs += [
-                        meta.submessage(g) for g in meta.fields() if g.number == 2 and g.wire_type == LEN
-                    ]
-        else:
-            graphs.append(top)  # a bare GraphDef
-        for graph in graphs:
-            for op in _graph_ops(graph):
-                counted[op] = counted.get(op, 0) + 1
-    for op, count in sorted(counted.items()):
+    for op, count in sorted(graph_op_counts(path).items()):
         if op in _SAVER_OPS or op not in _TF_OPS:
             continue
         severity, what = _TF_OPS[op]
@@ -173,41 +155,6 @@ def check_tf_graph(path: Path) -> list[Finding]:
             )
         )
     return findings
-
-
-def _is_node(reader: MessageReader, field: Any) -> bool:
-    """Whether a top-level field 1 looks like a GraphDef NodeDef (name 1, op 2) not SavedModel."""
-    try:
-        sub = reader.submessage(field)
-        numbers = {f.number for f in sub.fields(max_fields=8)}
-    except FormatError:
-        return False
-    return 2 in numbers and 1 in numbers
-
-
-def _graph_ops(graph: MessageReader) -> Iterator[str]:
-    for field in graph.fields():
-        if field.wire_type != LEN:
-            continue
-        if field.number == 1:  # NodeDef
-            yield from _node_op(graph.submessage(field))
-        elif field.number == 2:  # FunctionDefLibrary → FunctionDef (1) → node_def (3)
-            library = graph.submessage(field)
-            for function in library.fields():
-                if function.number == 1 and function.wire_type == LEN:
-                    fn = library.submessage(function)
-                    for node in fn.fields():
-                        if node.number == 3 and node.wire_type == LEN:
-                            yield from _node_op(fn.submessage(node))
-
-
-def _node_op(node: MessageReader) -> Iterator[str]:
-    for field in node.fields(max_fields=4):
-        if field.number == 2:
-            op = node.string(field, 256)
-            if op:
-                yield op
-            return
 
 
 # --- ONNX -------------------------------------------------------------------------------------------
