@@ -243,3 +243,9 @@ def test_torch_whole_module_pickle_is_not_critical(tmp_path) -> None:
 )
 def test_rule_table(module: str, name: str, usage: str, severity: str | None) -> None:
     assert classify(module, name, usage).severity == severity
+
+
+def test_newobj_ex_with_non_dict_kwargs() -> None:
+    # NEWOBJ_EX pops whatever is on the stack as kwargs; a string there must not break the scan
+    data = Asm(4).global_("evilpkg", "Thing").empty_tuple().global_("os", "system").raw(b"\x92").stop()
+    assert worst(data.build_bytes()) == "critical"

@@ -256,8 +256,9 @@ def _usage(result: PickleResult) -> dict[int, str]:
         # Anything else that receives a global may call it (partial, apply, map, defaultdict…).
         for value in _shallow(rest, 3):
             mark(value, "called")
-        if call.kwargs:
-            for value in _shallow(tuple(call.kwargs.values()), 3):
+        if call.kwargs:  # NEWOBJ_EX takes whatever object the pickle put there, not always a dict
+            kwargs = call.kwargs.values() if isinstance(call.kwargs, dict) else (call.kwargs,)
+            for value in _shallow(tuple(kwargs), 3):
                 mark(value, "called")
     return usage
 
