@@ -201,6 +201,17 @@ def _run(
             raise _Broken(f"a {n}-byte value runs past the end") from None
         return LargeValue(kind, start, n, head)
 
+    def pop_mark(what: str = "pops a MARK that was never pushed") -> list[Any]:
+        """The items above the last MARK, removed from the stack; the fence drops to the MARK before."""
+        nonlocal fence
+        if not marks:
+            raise _Broken(what)
+        k = marks.pop()
+        fence = marks[-1] if marks else 0
+        items = stack[k:]
+        del stack[k:]
+        return items
+
     def make_call(func: Any, args: Any, kind: str, pos: int, kwargs: Any = None) -> Call:
         call = Call(func, tuple(args) if isinstance(args, (tuple, list)) else (args,), kind, pos, kwargs)
         calls.append(call)
@@ -274,12 +285,7 @@ def _run(
             elif code == b"K":  # BININT1
                 stack.append(read(1)[0])
             elif code == b"t" or code == b"l" or code == b"d" or code == b"\x91":  # TUPLE LIST DICT FROZENSET
-                if not marks:
-                    raise _Broken("pops a MARK that was never pushed")
-                k = marks.pop()
-                fence = marks[-1] if marks else 0
-                items = stack[k:]
-                del stack[k:]
+                items = pop_mark()
                 if code == b"t":
                     stack.append(tuple(items))
                 elif code == b"l":
@@ -307,12 +313,7 @@ def _run(
                 if code == b"c":
                     stack.append(g)
                 else:
-                    if not marks:
-                        raise _Broken("INST without a MARK")
-                    k = marks.pop()
-                    fence = marks[-1] if marks else 0
-                    items = stack[k:]
-                    del stack[k:]
+                    items = pop_mark("INST without a MARK")
                     stack.append(make_call(g, items, "inst", pos))
             elif code == b"\x93":  # STACK_GLOBAL
                 if len(stack) - 2 < fence:
@@ -344,12 +345,7 @@ def _run(
             elif code == b"M":  # BININT2
                 stack.append(unpack_from("<H", take(2))[0])
             elif code == b"u" or code == b"e" or code == b"\x90":  # SETITEMS, APPENDS, ADDITEMS
-                if not marks:
-                    raise _Broken("pops a MARK that was never pushed")
-                k = marks.pop()
-                fence = marks[-1] if marks else 0
-                items = stack[k:]
-                del stack[k:]
+                items = pop_mark()
                 if len(stack) <= fence:
                     raise _Broken("stack underflow")
                 if code == b"u":
@@ -420,28 +416,16 @@ def _run(
             elif code == b"0":  # POP
                 if len(stack) > fence:
                     stack.pop()
-                elif marks:
-                    marks.pop()
-                    fence = marks[-1] if marks else 0
-                else:
-                    raise _Broken("stack underflow")
+                else:  # a MARK on top: POP removes it, as CPython's does
+                    pop_mark("stack underflow")
             elif code == b"1":  # POP_MARK
-                if not marks:
-                    raise _Broken("pops a MARK that was never pushed")
-                k = marks.pop()
-                fence = marks[-1] if marks else 0
-                del stack[k:]
+                pop_mark()
             elif code == b"2":  # DUP
                 if len(stack) <= fence:
                     raise _Broken("stack underflow")
                 stack.append(stack[-1])
             elif code == b"o":  # OBJ
-                if not marks:
-                    raise _Broken("OBJ without a MARK")
-                k = marks.pop()
-                fence = marks[-1] if marks else 0
-                items = stack[k:]
-                del stack[k:]
+                items = pop_mark("OBJ without a MARK")
                 if not items:
                     raise _Broken("OBJ without a class")
                 stack.append(make_call(items[0], items[1:], "obj", tell() - 1))
