@@ -1458,17 +1458,18 @@ def _sevenzip_pass(py7zr: Any, src: ByteSource, writers: dict[int, Any]) -> None
         archive.worker.extract(archive.fp, None, parallel=False)
 
 
-def _walk_7z(ctx: _Ctx, src: ByteSource) -> Iterator[Member | Finding]:
-    py7zr = _py7zr()
+def _counting_sink(py7zr: Any, ctx: _Ctx) -> type:
+    """A py7zr output that charges every byte to the walk's limits and hands it to `take`.
 
-    class Head(py7zr.io.Py7zIO):  # type: ignore[misc,name-defined]
-        """Keeps the first bytes, counts and CRCs the rest."""
+    py7zr is imported lazily, so its base class is only known here.
+    """
 
-        def __init__(self, keep: int) -> None:
-            self.keep = keep
-            self.data = bytearray()
+    class Sink(py7zr.io.Py7zIO):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
             self.total = 0
-            self.crc = 0
+
+        def take(self, s: Any) -> None:
+            raise NotImplementedError
 
         def write(self, s: Any) -> int:
             ctx.limits.used += len(s)
@@ -1476,9 +1477,7 @@ def _walk_7z(ctx: _Ctx, src: ByteSource) -> Iterator[Member | Finding]:
                 ctx.hit_limit()
                 raise _LimitHit
             self.total += len(s)
-            self.crc = zlib.crc32(s, self.crc)
-            if len(self.data) < self.keep:
-                self.data += bytes(s[: self.keep - len(self.data)])
+            self.take(s)
             return len(s)
 
         def read(self, size: int | None = None) -> bytes:
@@ -1492,6 +1491,26 @@ def _walk_7z(ctx: _Ctx, src: ByteSource) -> Iterator[Member | Finding]:
 
         def size(self) -> int:
             return self.total
+
+    return Sink
+
+
+def _walk_7z(ctx: _Ctx, src: ByteSource) -> Iterator[Member | Finding]:
+    py7zr = _py7zr()
+
+    class Head(_counting_sink(py7zr, ctx)):  # type: ignore[misc]
+        """Keeps the first bytes, counts and CRCs the rest."""
+
+        def __init__(self, keep: int) -> None:
+            super().__init__()
+            self.keep = keep
+            self.data = bytearray()
+            self.crc = 0
+
+        def take(self, s: Any) -> None:
+            self.crc = zlib.crc32(s, self.crc)
+            if len(self.data) < self.keep:
+                self.data += bytes(s[: self.keep - len(self.data)])
 
     try:
         archive = py7zr.SevenZipFile(io.BufferedReader(SourceStream(src)), mode="r")
@@ -1591,30 +1610,13 @@ def _walk_7z(ctx: _Ctx, src: ByteSource) -> Iterator[Member | Finding]:
 def _sevenzip_opener(ctx: _Ctx, py7zr: Any, src: ByteSource, f: Any) -> Callable[[], BinaryIO]:
     name, fid = f.filename, f.id
 
-    class Spool(py7zr.io.Py7zIO):  # type: ignore[misc,name-defined]
+    class Spool(_counting_sink(py7zr, ctx)):  # type: ignore[misc]
         def __init__(self) -> None:
+            super().__init__()
             self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-            self.total = 0
 
-        def write(self, s: Any) -> int:
-            ctx.limits.used += len(s)
-            if ctx.limits.used > ctx.limits.max_total:
-                ctx.hit_limit()
-                raise _LimitHit
-            self.total += len(s)
-            return self.file.write(s)
-
-        def read(self, size: int | None = None) -> bytes:
-            return b""
-
-        def seek(self, offset: int, whence: int = 0) -> int:
-            return 0
-
-        def flush(self) -> None:
-            return None
-
-        def size(self) -> int:
-            return self.total
+        def take(self, s: Any) -> None:
+            self.file.write(s)
 
     def extract() -> Any:
         spool = Spool()
