@@ -369,3 +369,15 @@ def test_legacy_torch_tar_and_stack(tmp_path: Path) -> None:
     result = scan_file(stack)
     assert result.format == "pytorch-legacy"
     assert result.worst == "critical"
+
+
+def test_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)
+    out = subprocess.run(
+        [sys.executable, "-m", "tensorfile", "scan", str(fifo)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "not a regular file" in out.stdout and "Traceback" not in out.stderr

@@ -20,7 +20,7 @@ from .formats.registry import DIR_DETECTORS, FILE_DETECTORS
 from .formats.signatures import describe
 from .model import CERTAIN, Detection, Identification
 from .probe import DirProbe, FileProbe
-from .source import check_path, describe_special
+from .source import check_path
 
 # Files in a model folder that are never the weights themselves.
 _SIDE_SUFFIXES = (
@@ -56,9 +56,6 @@ def _identify(p: Path, walking: bool) -> Identification:
     st = check_path(p)
     if stat.S_ISDIR(st.st_mode):
         return _identify_dir(DirProbe(p), walking)
-    special = describe_special(st.st_mode)
-    if special:
-        raise InputError(f"not a regular file ({special})", p)
     probe = FileProbe(p)
     try:
         return _identify_file(probe)

@@ -215,9 +215,12 @@ def _os_reason(exc: OSError) -> str:
 
 
 def check_path(path: Path) -> os.stat_result:
-    """stat() a path and turn every OS failure into one clear InputError."""
+    """stat() a path and turn every OS failure into one clear InputError.
+
+    Only regular files and folders pass: reading a FIFO or a device would block or never end.
+    """
     try:
-        return path.stat()
+        st = path.stat()
     except FileNotFoundError:
         if path.is_symlink():
             raise InputError("broken symbolic link", path) from None
@@ -228,6 +231,10 @@ def check_path(path: Path) -> os.stat_result:
         if exc.errno == 40:  # ELOOP
             raise InputError("symbolic link loop", path) from None
         raise InputError(_os_reason(exc), path) from None
+    special = describe_special(st.st_mode)
+    if special:
+        raise InputError(f"not a regular file ({special})", path)
+    return st
 
 
 def describe_special(mode: int) -> str | None:
