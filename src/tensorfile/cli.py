@@ -223,11 +223,129 @@ def scan(
     raise click.exceptions.Exit(report.exit_code)
 
 
+@app.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option(
+    "--to",
+    type=click.Choice(["safetensors", "npz", "flax"]),
+    default=None,
+    help="Output format (default: from DESTINATION's extension; a folder gets safetensors).",
+)
+@click.option(
+    "--dtype",
+    default=None,
+    help="Cast floating tensors: f32, f16, bf16, f8_e4m3 or f8_e5m2 (round to nearest even, as torch).",
+)
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only tensors whose name matches (repeatable)."
+)
+@click.option(
+    "--exclude", multiple=True, metavar="GLOB", help="Leave out tensors whose name matches (repeatable)."
+)
+@click.option(
+    "--rename",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="Replace a name prefix, e.g. 'model.=' strips it (repeatable).",
+)
+@click.option(
+    "--max-shard-size",
+    default=None,
+    metavar="SIZE",
+    help="Largest safetensors shard in a folder output, e.g. 5GB or 2GiB (default 5GB).",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace DESTINATION if it exists (only once the new one is complete)."
+)
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Convert a pickle that imports more than tensor classes (still never executed).",
+)
+@json_option
+def convert(
+    source: str,
+    destination: str,
+    to: str | None,
+    dtype: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    rename: tuple[str, ...],
+    max_shard_size: str | None,
+    force: bool,
+    trust: bool,
+    as_json: bool,
+) -> None:
+    """Convert model weights: PyTorch .pt/.bin/.ckpt (read without torch, nothing executed),
+    safetensors (single or sharded), .npz, Flax msgpack, Keras .h5 and unquantized GGUF to
+    safetensors (a file, or a sharded folder with its index), .npz or Flax msgpack.
+
+    A model folder converts to a folder: weights converted, config and tokenizer files copied.
+    Tensors stream one chunk at a time; the output appears only when complete.
+    """
+    from .convert.report import ConvertProgress, render_convert
+    from .convert.run import convert as run_convert
+
+    with ConvertProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        result = run_convert(
+            source,
+            destination,
+            to=to,
+            dtype=dtype,
+            include=list(include),
+            exclude=list(exclude),
+            rename=list(rename),
+            max_shard_size=max_shard_size,
+            force=force,
+            trust=trust,
+            progress=progress.start,
+        )
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        render_convert(_console(), result)
+
+
+@app.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute tolerance.")
+@click.option(
+    "--rtol", type=float, default=0.0, show_default=True, help="Relative tolerance (of B's values)."
+)
+@click.option(
+    "--trust", is_flag=True, help="Read pickles that import more than tensor classes (never executed)."
+)
+@click.option("-a", "--all", "show_all", is_flag=True, help="List identical tensors too.")
+@json_option
+def diff(a: str, b: str, atol: float, rtol: float, trust: bool, show_all: bool, as_json: bool) -> None:
+    """Compare two models tensor by tensor: missing and extra names, dtype and shape changes, the
+    largest absolute and relative differences.
+
+    Exit code 0 when both hold the same names and shapes and every value is within
+    |a - b| <= atol + rtol * |b|; 1 when not; 2 on an error.
+    """
+    from .convert.diff import diff as run_diff
+    from .convert.report import render_diff
+
+    report = run_diff(a, b, atol=atol, rtol=rtol, trust=trust)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        render_diff(_console(), report, show_all=show_all)
+    raise click.exceptions.Exit(report.exit_code)
+
+
 def main() -> None:
     try:
         app.main(prog_name="tensorfile")
     except TensorfileError as exc:
         sys.stderr.write(f"tensorfile: error: {exc}\n")
+        sys.exit(2)
+    except OSError as exc:  # disk full, permission lost mid-write: one line, outputs already rolled back
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"tensorfile: error: {where}{exc.strerror or exc}\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tensorfile: interrupted\n")

@@ -392,7 +392,15 @@ def _zip_storages(probe: FileProbe, root: str, folder: str = "data") -> dict[str
     return storages
 
 
+Layout = tuple[ModelInfo, list[TensorRecord], dict[str, tuple[int | None, int]]]
+
+
 def inspect_zip(path: Path, ident: Identification) -> ModelInfo:
+    return layout_zip(path, ident)[0]
+
+
+def layout_zip(path: Path, ident: Identification) -> Layout:
+    """The inspect result plus the raw tensor records and storage locations (for convert)."""
     probe = FileProbe(path)
     try:
         if probe.zip_error:
@@ -405,7 +413,8 @@ def inspect_zip(path: Path, ident: Identification) -> ModelInfo:
         result = read_pickle(probe.zip_read(root + "data.pkl", MAX_PICKLE_READ), name=f"{path}:data.pkl")
         info = ModelInfo(str(path), fmt, files=[{"path": str(path), "size_bytes": probe.size}])
         records, unreadable = collect_tensors(result.value)
-        _to_tensors(records, _zip_storages(probe, root), str(path), info)
+        storages = _zip_storages(probe, root)
+        _to_tensors(records, storages, str(path), info)
         if unreadable:
             info.warnings.append(f"{len(unreadable)} tensor records of unsupported kinds: {unreadable[0]}")
         info.pickle = _pickle_summary(result)
@@ -423,14 +432,18 @@ def inspect_zip(path: Path, ident: Identification) -> ModelInfo:
                 info.metadata["constant_tensors"] = len(const_records)
         else:
             _checkpoint(result.value, info)
-        return info
+        return info, records, storages
     finally:
         probe.close()
 
 
 def inspect_legacy(path: Path, ident: Identification) -> ModelInfo:
+    return layout_legacy(path, ident)[0]
+
+
+def layout_legacy(path: Path, ident: Identification) -> Layout:
     if ident.details.get("container") == "tar":
-        return inspect_legacy_tar(path, ident)
+        return layout_legacy_tar(path, ident)
     probe = FileProbe(path)
     try:
         offset = 0
@@ -468,7 +481,7 @@ def inspect_legacy(path: Path, ident: Identification) -> ModelInfo:
         if locations:
             info.metadata["storage_locations"] = locations
         _checkpoint(data.value, info)
-        return info
+        return info, records, storages
     finally:
         probe.close()
 
@@ -664,7 +677,7 @@ def _persistent_leaves(root: Any) -> list[tuple[str, str, str]]:
     return found
 
 
-def inspect_legacy_tar(path: Path, ident: Identification) -> ModelInfo:
+def layout_legacy_tar(path: Path, ident: Identification) -> Layout:
     probe = FileProbe(path)
     try:
         members = _tar_members(probe)
@@ -700,7 +713,7 @@ def inspect_legacy_tar(path: Path, ident: Identification) -> ModelInfo:
         if views:
             info.metadata["storage_views"] = len(views)
         _checkpoint(result.value, info)
-        return info
+        return info, records, storages
     finally:
         probe.close()
 

@@ -1,0 +1,1 @@
+"""Conversion between weight containers, and tensor-by-tensor comparison (`diff`)."""

@@ -1,0 +1,252 @@
+"""Open a model file or folder as a `TensorSet`: every tensor's location, nothing loaded or executed.
+
+Headers come from the same readers `inspect` uses. PyTorch pickles are read by the non-executing
+pickle reader and their storages located in the zip (or the legacy stream); a pickle that imports
+anything outside the tensor-rebuild allowlist is refused unless the caller trusts it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dtypes import lookup
+from ..errors import FormatError, UnsupportedError
+from ..identification import identify
+from ..inspection import inspect
+from ..model import Identification, ModelInfo, TensorInfo
+from ..scan.findings import rank
+from .tensors import SourceTensor, TensorSet, element_size
+
+# inspect format id -> the `format` value safetensors metadata carries (what transformers expects).
+SAFETENSORS_FORMAT = {
+    "pytorch-zip": "pt",
+    "pytorch-legacy": "pt",
+    "safetensors": "pt",
+    "safetensors-sharded": "pt",
+    "numpy": "pt",
+    "gguf": "pt",
+    "flax-msgpack": "flax",
+    "keras-h5": "tf",
+    "keras-v3": "tf",
+}
+TORCH_FORMATS = ("pytorch-zip", "pytorch-legacy")
+# Top-level keys whose sub-dict is the model's state dict in a training checkpoint.
+MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "model_state", "params")
+
+
+def open_tensors(path: str | Path, *, trust: bool = False) -> TensorSet:
+    """Describe every tensor of a supported source; raises TensorfileError on anything else."""
+    p = Path(path)
+    ident = identify(p)
+    if not ident.known:
+        raise UnsupportedError(f"not a model file: {ident.reason}", p)
+    fmt = ident.format
+    if fmt not in SAFETENSORS_FORMAT:
+        supported = ", ".join(sorted(SAFETENSORS_FORMAT))
+        raise UnsupportedError(f"convert does not read {fmt} yet (it reads {supported})", p)
+    if fmt in TORCH_FORMATS:
+        return _torch(p, ident, trust)
+    info = inspect(p)
+    tensors = [_from_info(p, t, fmt) for t in info.tensors]
+    out = TensorSet(p, fmt, tensors, files=_weight_files(p, info))
+    if fmt.startswith("safetensors"):
+        out.metadata = {str(k): str(v) for k, v in info.metadata.items() if isinstance(v, str)}
+    if fmt == "flax-msgpack":
+        _drop_optimizer(out, info)
+    out.notes.extend(info.warnings)
+    return out
+
+
+def _weight_files(path: Path, info: ModelInfo) -> list[Path]:
+    base = path if path.is_dir() else path.parent
+    found = []
+    for entry in info.files:
+        f = Path(entry["path"])
+        found.append(f if f.is_absolute() or f.exists() else base / f)
+    return found or [path]
+
+
+def _located(path: Path, label: str | None) -> Path:
+    if label is None:
+        return path
+    f = Path(label)
+    if f.is_absolute() or f.exists():
+        return f
+    return (path if path.is_dir() else path.parent) / f
+
+
+def _from_info(path: Path, t: TensorInfo, fmt: str) -> SourceTensor:
+    d = lookup(t.dtype)
+    if d.block_size != 1 or d.numpy_name is None:
+        raise UnsupportedError(
+            f"tensor {t.name!r} is {d.name}: only element-wise types convert "
+            "(quantized GGUF tensors are not dequantized yet; --exclude them to convert the rest)",
+            path,
+        )
+    file = _located(path, t.file)
+    source = SourceTensor(t.name, d.name, t.shape, t.role, file, t.offset or 0, t.nbytes, storage_key=None)
+    if t.offset is None:
+        source.file = None
+        source.loader = _loader(file, t, fmt)
+    return source
+
+
+def _loader(file: Path, t: TensorInfo, fmt: str) -> Any:
+    """Data that is not one plain byte run: deflated npz members, chunked HDF5, chunked flax arrays."""
+    if fmt == "numpy":
+        return lambda: _npz_member(file, t.name)
+    if fmt.startswith("keras"):
+        return lambda: _h5_dataset(file, t.name)
+    if fmt == "flax-msgpack":
+        return lambda: _flax_leaf(file, t.name)
+    raise FormatError(f"tensor {t.name!r} has no data offset", file)
+
+
+def _npz_member(file: Path, name: str) -> np.ndarray:
+    with zipfile.ZipFile(file) as zf, zf.open(name + ".npy") as member:
+        version = np.lib.format.read_magic(member)
+        shape, fortran, dtype = np.lib.format._read_array_header(member, version)  # type: ignore[attr-defined]
+        if dtype.hasobject:
+            raise UnsupportedError(f"array {name!r} holds Python objects", file)
+        count = int(np.prod(shape))
+        data = np.frombuffer(member.read(count * dtype.itemsize), dtype)
+        if data.size != count:
+            raise FormatError(f"array {name!r} is cut short", file)
+        return data.reshape(shape, order="F" if fortran else "C")
+
+
+def _h5_dataset(file: Path, name: str) -> np.ndarray:
+    import h5py
+
+    with h5py.File(file, "r") as f:
+        found = f.get(name)
+        if not isinstance(found, h5py.Dataset):
+            raise FormatError(f"dataset {name!r} not found", file)
+        return np.asarray(found[()])
+
+
+def _flax_leaf(file: Path, name: str) -> np.ndarray:
+    import msgpack
+
+    from ..formats.flax import CHUNK_MARKER
+
+    def ext(code: int, data: bytes) -> Any:
+        if code != 1:
+            return None
+        shape, dtype, raw = msgpack.unpackb(data, raw=False)
+        return np.frombuffer(raw, lookup(dtype).numpy_name and _np(dtype)).reshape(shape)
+
+    node: Any = msgpack.unpackb(file.read_bytes(), ext_hook=ext, raw=False, strict_map_key=False)
+    for part in name.split("/"):
+        node = node[part] if isinstance(node, dict) else None
+        if node is None:
+            raise FormatError(f"array {name!r} not found", file)
+    if isinstance(node, dict) and node.get(CHUNK_MARKER):
+        chunks = [node["chunks"][str(i)] for i in range(len(node["chunks"]))]
+        shape = [node["shape"][str(i)] for i in range(len(node["shape"]))]
+        return np.concatenate([c.reshape(-1) for c in chunks]).reshape(shape)
+    return np.asarray(node)
+
+
+def _np(dtype: str) -> Any:
+    from ..dtypes import to_numpy
+
+    return to_numpy(dtype)
+
+
+def _drop_optimizer(out: TensorSet, info: ModelInfo) -> None:
+    """A Flax TrainState: keep `params` (names without the prefix), leave the optimizer state out."""
+    if info.checkpoint is None:
+        return
+    kept = [t for t in out.tensors if t.role != "optimizer"]
+    dropped = len(out.tensors) - len(kept)
+    if dropped:
+        out.notes.append(f"left out {dropped} optimizer-state tensors (the model part is converted)")
+    if kept and all(t.name.startswith("params/") for t in kept):
+        for t in kept:
+            t.name = t.name.removeprefix("params/")
+        out.notes.append("took the TrainState's 'params'; names are as in that tree")
+    out.tensors = kept
+
+
+# --- PyTorch -------------------------------------------------------------------------------------
+
+
+def _torch(path: Path, ident: Identification, trust: bool) -> TensorSet:
+    from ..formats.pytorch import layout_legacy, layout_zip
+
+    refusal = None if trust else _refusal(path)
+    if refusal:
+        raise UnsupportedError(
+            f"refusing to convert: {refusal} (nothing was executed; "
+            "--trust converts the tensors anyway, still without running the pickle)",
+            path,
+        )
+    info, records, storages = (layout_zip if ident.format == "pytorch-zip" else layout_legacy)(path, ident)
+    located = {key: start for key, (start, _size) in storages.items()}
+    sizes = {key: size for key, (_start, size) in storages.items()}
+    tensors: list[SourceTensor] = []
+    for rec in records:
+        element_size(rec.dtype)  # refuses types we cannot stream (none from torch today)
+        start = located.get(rec.storage_key)
+        if start is None and rec.numel:
+            raise FormatError(
+                f"storage {rec.storage_key} of tensor {rec.name!r} is compressed or missing; "
+                "torch writes storages uncompressed",
+                path,
+            )
+        tensors.append(
+            SourceTensor(
+                rec.name,
+                rec.dtype,
+                rec.shape,
+                rec.role,
+                path,
+                start or 0,
+                sizes.get(rec.storage_key),
+                rec.storage_offset,
+                rec.stride,
+                storage_key=rec.storage_key,
+            )
+        )
+    out = TensorSet(path, ident.format, tensors, metadata={}, files=[path])
+    out.notes.extend(info.warnings)
+    _model_part(out, info)
+    return out
+
+
+def _refusal(path: Path) -> str | None:
+    """The first scan finding about an import outside the allowlist, as one line; None when clean."""
+    from ..scan.scanner import scan_file
+
+    result = scan_file(path)
+    if result.status == "error":
+        return f"the pickle could not be scanned ({result.error})"
+    if not result.findings:
+        return None
+    finding = max(result.findings, key=lambda f: rank(f.severity))
+    evidence = f" [{finding.evidence}]" if finding.evidence else ""
+    return f"scan finding ({finding.severity}) {finding.message}{evidence}"
+
+
+def _model_part(out: TensorSet, info: ModelInfo) -> None:
+    """Keep the model's tensors of a training checkpoint, named as in its state dict."""
+    checkpoint = info.checkpoint or {}
+    model = [t for t in out.tensors if t.role != "optimizer"]
+    dropped = len(out.tensors) - len(model)
+    if dropped:
+        out.notes.append(f"left out {dropped} optimizer-state tensors (the model part is converted)")
+    out.tensors = model
+    if checkpoint.get("kind") in (None, "state-dict", "tensor", "pickled-module") or not model:
+        return
+    for key in MODEL_KEYS:
+        prefix = key + "."
+        if key in checkpoint.get("top_level_keys", []) and all(t.name.startswith(prefix) for t in model):
+            for t in model:
+                t.name = t.name[len(prefix) :]
+            out.notes.append(f"took the state dict under {key!r}; names are as in that state dict")
+            return
