@@ -326,7 +326,7 @@ def diff(a: str, b: str, atol: float, rtol: float, trust: bool, show_all: bool, 
     Exit code 0 when both hold the same names and shapes and every value is within
     |a - b| <= atol + rtol * |b|; 1 when not; 2 on an error.
     """
-    from .convert.diff import diff as run_diff
+    from .convert.compare import diff as run_diff
     from .convert.report import render_diff
 
     report = run_diff(a, b, atol=atol, rtol=rtol, trust=trust)

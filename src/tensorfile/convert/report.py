@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .diff import DiffReport
+from .compare import DiffReport
 from .run import ConvertResult
 
 _SHOW_AFTER = 1.0  # seconds: short conversions finish without a bar flashing by
