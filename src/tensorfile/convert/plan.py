@@ -7,10 +7,10 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from ..errors import UnsupportedError, UsageError
 from .cast import cast_to
 from .stream import OutTensor
-from .tensors import SourceTensor
+from .tensors import SourceTensor, element_size
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _POWER = {"b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -89,11 +89,21 @@ def make_plan(tensors: list[SourceTensor], selection: Selection, dtype: str | No
         if name in seen:
             raise UsageError(f"two tensors would both be named {name!r} (check --rename)")
         seen.add(name)
+        _check_streamable(t)
         chosen.append(OutTensor(name, t, cast_to(t.dtype, dtype)))
     if not chosen:
         raise UsageError("no tensors left to write (check --include/--exclude)")
     stored, aliases, copied = _share(chosen, dedupe)
     return Plan(stored, aliases, copied, skipped)
+
+
+def _check_streamable(t: SourceTensor) -> None:
+    try:
+        element_size(t.dtype)
+    except UnsupportedError as exc:
+        raise UnsupportedError(
+            f"tensor {t.name!r}: {exc.message}; --exclude it to convert the rest"
+        ) from None
 
 
 def _view_key(t: SourceTensor) -> tuple[object, ...]:

@@ -19,7 +19,7 @@ from ..identification import identify
 from ..inspection import inspect
 from ..model import Identification, ModelInfo, TensorInfo
 from ..scan.findings import rank
-from .tensors import SourceTensor, TensorSet, element_size
+from .tensors import SourceTensor, TensorSet
 
 # inspect format id -> the `format` value safetensors metadata carries (what transformers expects).
 SAFETENSORS_FORMAT = {
@@ -80,16 +80,12 @@ def _located(path: Path, label: str | None) -> Path:
 
 
 def _from_info(path: Path, t: TensorInfo, fmt: str) -> SourceTensor:
+    """A located tensor; types that cannot stream (quantized blocks) are refused later, by the plan,
+    so that --exclude can leave them out."""
     d = lookup(t.dtype)
-    if d.block_size != 1 or d.numpy_name is None:
-        raise UnsupportedError(
-            f"tensor {t.name!r} is {d.name}: only element-wise types convert "
-            "(quantized GGUF tensors are not dequantized yet; --exclude them to convert the rest)",
-            path,
-        )
     file = _located(path, t.file)
-    source = SourceTensor(t.name, d.name, t.shape, t.role, file, t.offset or 0, t.nbytes, storage_key=None)
-    if t.offset is None:
+    source = SourceTensor(t.name, d.name, t.shape, t.role, file, t.offset or 0, t.nbytes)
+    if t.offset is None and d.block_size == 1 and d.numpy_name is not None:
         source.file = None
         source.loader = _loader(file, t, fmt)
     return source
@@ -107,16 +103,12 @@ def _loader(file: Path, t: TensorInfo, fmt: str) -> Any:
 
 
 def _npz_member(file: Path, name: str) -> np.ndarray:
+    """A deflated or column-major member, read whole (bounded by that one tensor), never unpickled."""
     with zipfile.ZipFile(file) as zf, zf.open(name + ".npy") as member:
-        version = np.lib.format.read_magic(member)
-        shape, fortran, dtype = np.lib.format._read_array_header(member, version)  # type: ignore[attr-defined]
-        if dtype.hasobject:
-            raise UnsupportedError(f"array {name!r} holds Python objects", file)
-        count = int(np.prod(shape))
-        data = np.frombuffer(member.read(count * dtype.itemsize), dtype)
-        if data.size != count:
-            raise FormatError(f"array {name!r} is cut short", file)
-        return data.reshape(shape, order="F" if fortran else "C")
+        try:
+            return np.lib.format.read_array(member, allow_pickle=False)
+        except ValueError as exc:
+            raise FormatError(f"array {name!r}: {exc}", file) from None
 
 
 def _h5_dataset(file: Path, name: str) -> np.ndarray:
@@ -191,7 +183,6 @@ def _torch(path: Path, ident: Identification, trust: bool) -> TensorSet:
     sizes = {key: size for key, (_start, size) in storages.items()}
     tensors: list[SourceTensor] = []
     for rec in records:
-        element_size(rec.dtype)  # refuses types we cannot stream (none from torch today)
         start = located.get(rec.storage_key)
         if start is None and rec.numel:
             raise FormatError(

@@ -116,8 +116,8 @@ def element_size(dtype: str) -> int:
     """Bytes per element of a type stored one element at a time; others cannot be streamed as arrays."""
     d = lookup(dtype)
     if d.block_size != 1 or not d.fixed_size or d.numpy_name is None:
-        kind = "block-quantized" if d.is_quantized else "packed or variable-size"
-        raise UnsupportedError(f"{d.name} tensors are {kind}; converting them is not supported")
+        why = "block-quantized (dequantizing is not supported yet)" if d.is_quantized else "not element-wise"
+        raise UnsupportedError(f"{d.name} is {why}")
     return d.type_size
 
 
