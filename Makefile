@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench bench-scan clean
+.PHONY: demo test lint bench bench-scan bench-convert clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,17 @@ $(VENV)/.test: pyproject.toml $(VENV)/.core
 	$(PIP) install -e ".[test]"
 	touch $@
 
-## demo: install the tool, identify the bundled real model files, inspect two of them, scan them all
+## demo: install the tool, identify the bundled real model files, inspect two of them, scan them all,
+## convert the pickled one to safetensors (into a temporary folder) and prove it lossless with diff
 demo: $(VENV)/.core
 	$(BIN)/tensorfile identify examples/models/*
 	$(BIN)/tensorfile inspect examples/models/tiny-llama-q8_0.gguf --limit 8
 	$(BIN)/tensorfile inspect examples/models/training-checkpoint.ckpt
 	$(BIN)/tensorfile scan -v examples/models
+	out=$$(mktemp -d) && \
+	$(BIN)/tensorfile convert examples/models/pytorch_model.bin $$out/model.safetensors && \
+	$(BIN)/tensorfile diff examples/models/pytorch_model.bin $$out/model.safetensors && \
+	rm -rf $$out
 
 ## test: install the test dependencies, lint, and run the whole suite on 2 workers
 test: $(VENV)/.test
@@ -42,6 +47,10 @@ bench: $(VENV)/.test
 
 bench-scan: $(VENV)/.test .bench-venv/bin/python
 	$(BIN)/python bench/bench_scan.py
+
+## bench-convert: pickle -> safetensors, bf16 cast, shard and merge of a ~2 GB checkpoint beside cp and torch
+bench-convert: $(VENV)/.test
+	$(BIN)/python bench/bench_convert.py
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ EXPECTED = [
     "no/such/file.pt: no such file or directory",
     "F32 ['model_state_dict.weight', 'model_state_dict.bias']",
     "pickle [('info', 'sklearn.tree._classes.DecisionTreeClassifier'), ('info', 'sklearn.tree._tree.Tree')]",
+    "['bias', 'weight']",
 ]
 
 

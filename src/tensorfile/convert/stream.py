@@ -55,12 +55,21 @@ def out_chunks(tensor: OutTensor, maps: FileMaps, max_bytes: int = CHUNK_BYTES) 
 
 def write_tensor(out: BinaryIO, tensor: OutTensor, maps: FileMaps, progress: Progress = no_progress) -> None:
     """Append the tensor's bytes to `out` (whose position is where they belong)."""
-    run = None if tensor.cast else tensor.source.byte_run()
+    run = None if tensor.cast or not _has_fd(out) else tensor.source.byte_run()
     if run is not None and tensor.nbytes and _copy_range(out, maps, *run, tensor.nbytes, progress):
         return
     for chunk in out_chunks(tensor, maps):
         out.write(chunk.view(np.uint8).data)  # bytes view: ml_dtypes types have no buffer format
         progress(chunk.nbytes)
+
+
+def _has_fd(out: BinaryIO) -> bool:
+    """Whether `out` is a real file the kernel can copy into (not, say, a BytesIO)."""
+    try:
+        out.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+    return True
 
 
 _COPY_STEP = 64 * 1024 * 1024
