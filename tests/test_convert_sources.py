@@ -213,3 +213,18 @@ def test_cli_json_and_exit_codes(tmp_path: Path) -> None:
     bad = subprocess.run([*run, "convert", str(src), str(out), "--dtype", "int3"], capture_output=True)
     assert bad.returncode == 2 and bad.stderr.count(b"\n") == 1
     assert not out.exists()
+
+
+def test_flax_chunked_array(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    serialization = pytest.importorskip("flax.serialization")
+    monkeypatch.setattr(serialization, "MAX_CHUNK_SIZE", 64)  # flax splits arrays over this many bytes
+    tree = {
+        "dense": {"kernel": np.arange(60, dtype=np.float32).reshape(6, 10), "bias": np.ones(3, np.float32)}
+    }
+    src = tmp_path / "chunked.msgpack"
+    src.write_bytes(serialization.to_bytes(tree))
+    out = tmp_path / "c.safetensors"
+    convert(src, out)
+    back = _read_safetensors(out)
+    assert np.array_equal(back["dense/kernel"], tree["dense"]["kernel"])
+    assert np.array_equal(back["dense/bias"], tree["dense"]["bias"])

@@ -122,32 +122,21 @@ def _h5_dataset(file: Path, name: str) -> np.ndarray:
 
 
 def _flax_leaf(file: Path, name: str) -> np.ndarray:
-    import msgpack
+    """An array flax split into chunks (over 1 GiB): its pieces joined (bounded by that tensor)."""
+    from ..formats.flax import chunk_parts
 
-    from ..formats.flax import CHUNK_MARKER
-
-    def ext(code: int, data: bytes) -> Any:
-        if code != 1:
-            return None
-        shape, dtype, raw = msgpack.unpackb(data, raw=False)
-        return np.frombuffer(raw, lookup(dtype).numpy_name and _np(dtype)).reshape(shape)
-
-    node: Any = msgpack.unpackb(file.read_bytes(), ext_hook=ext, raw=False, strict_map_key=False)
-    for part in name.split("/"):
-        node = node[part] if isinstance(node, dict) else None
-        if node is None:
-            raise FormatError(f"array {name!r} not found", file)
-    if isinstance(node, dict) and node.get(CHUNK_MARKER):
-        chunks = [node["chunks"][str(i)] for i in range(len(node["chunks"]))]
-        shape = [node["shape"][str(i)] for i in range(len(node["shape"]))]
-        return np.concatenate([c.reshape(-1) for c in chunks]).reshape(shape)
-    return np.asarray(node)
-
-
-def _np(dtype: str) -> Any:
-    from ..dtypes import to_numpy
-
-    return to_numpy(dtype)
+    parts = chunk_parts(file).get(name)
+    if not parts:
+        raise FormatError(f"array {name!r} has no data", file)
+    data = bytearray(sum(n for _, n in parts))
+    at = 0
+    with file.open("rb") as f:
+        for offset, n in parts:
+            f.seek(offset)
+            if f.readinto(memoryview(data)[at : at + n]) != n:
+                raise FormatError(f"array {name!r} is cut short", file)
+            at += n
+    return np.frombuffer(data, np.uint8)
 
 
 def _drop_optimizer(out: TensorSet, info: ModelInfo) -> None:

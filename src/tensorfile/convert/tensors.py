@@ -83,8 +83,8 @@ class SourceTensor:
         """A read-only numpy view of the tensor (mapped, not copied, where the file allows)."""
         dtype = to_numpy(self.dtype)
         if self.loader is not None:
-            data = self.loader()
-            if data.dtype.itemsize != dtype.itemsize or data.size != self.numel:
+            data = self.loader()  # the values, or their raw bytes as a flat uint8 array
+            if data.nbytes != self.nbytes or (data.dtype.itemsize != dtype.itemsize and data.ndim != 1):
                 raise FormatError(f"tensor {self.name!r}: stored data does not match its header")
             return data.view(dtype).reshape(self.shape)
         if self.file is None:

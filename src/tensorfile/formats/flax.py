@@ -283,6 +283,7 @@ class _TreeWalker:
         self.warnings: list[str] = []
         self.ext_types: dict[int, int] = {}
         self.chunked = 0
+        self.chunk_parts: dict[str, list[tuple[int, int]]] = {}  # name -> (offset, nbytes) of each chunk
 
     def value(self, pos: int, path: tuple[str, ...], depth: int = 0) -> int:
         if depth > _MAX_DEPTH:
@@ -342,6 +343,7 @@ class _TreeWalker:
         if sum(c.numel for c in chunks) != tensor.numel or len({c.dtype for c in chunks}) > 1:
             self.warnings.append(f"chunked array {name!r}: chunks do not add up to shape {dims}")
         self.chunked += 1
+        self.chunk_parts[name] = [(c.offset or 0, c.nbytes) for c in chunks]
         self.tensors.append(tensor)
 
     def _ext(self, length: int, pos: int, path: tuple[str, ...]) -> int:
@@ -475,6 +477,14 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
             top_level_keys=sorted(top_keys),
         )
     return info
+
+
+def chunk_parts(path: Path) -> dict[str, list[tuple[int, int]]]:
+    """Where the pieces of each chunked array are: (offset, nbytes) per chunk, in order."""
+    with FileSource(path) as source:
+        walker = _TreeWalker(source, str(path))
+        walker.value(0, ())
+    return walker.chunk_parts
 
 
 INSPECTS = {"flax-msgpack": inspect_file}
