@@ -168,11 +168,15 @@ def _check_destination(src: Path, dst: Path, force: bool) -> None:
         raise UsageError("the destination is (inside) the source; write the conversion somewhere else")
     if src.is_dir() and dst.resolve() in src.resolve().parents:
         raise UsageError("the destination contains the source; write the conversion somewhere else")
-    if (dst.exists() or dst.is_symlink()) and not force:
+    if (dst.exists() or dst.is_symlink()) and not force and not _empty_folder(dst):
         raise UsageError(f"{dst} already exists (--force replaces it)")
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise InputError("destination folder does not exist", parent)
+
+
+def _empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def _open_source(src: Path, trust: bool) -> TensorSet:
@@ -359,7 +363,7 @@ def _atomic_folder(dst: Path, force: bool) -> Iterator[Path]:
         _fsync_dir(temp)
         old = None
         if dst.exists() or dst.is_symlink():
-            if not force:
+            if not force and not _empty_folder(dst):
                 raise UsageError(f"{dst} appeared while converting; nothing was replaced")
             old = parent / f".{dst.name}.{os.getpid()}.old"
             os.replace(dst, old)
