@@ -122,12 +122,17 @@ class TensorRecord:
 
     @property
     def contiguous(self) -> bool:
-        expected = 1
-        for dim, step in zip(reversed(self.shape), reversed(self.stride), strict=False):
-            if dim != 1 and step != expected:
-                return False
-            expected *= dim
-        return True
+        return is_contiguous(self.shape, self.stride)
+
+
+def is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """Row-major with no gaps (size-1 dimensions may have any stride, as in torch)."""
+    expected = 1
+    for dim, step in zip(reversed(shape), reversed(stride), strict=False):
+        if dim != 1 and step != expected:
+            return False
+        expected *= dim
+    return True
 
 
 def _qualname(value: Any) -> str | None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..dtypes import lookup, to_numpy
 from ..errors import FormatError, UnsupportedError
+from ..torchpickle import is_contiguous
 
 CHUNK_BYTES = 16 * 1024 * 1024  # one piece of a tensor in flight: bounds anonymous memory
 
@@ -56,14 +57,7 @@ class SourceTensor:
 
     @property
     def contiguous(self) -> bool:
-        if self.strides is None:
-            return True
-        expected = 1
-        for dim, step in zip(reversed(self.shape), reversed(self.strides), strict=True):
-            if dim != 1 and step != expected:
-                return False
-            expected *= dim
-        return True
+        return self.strides is None or is_contiguous(self.shape, self.strides)
 
     def byte_run(self) -> tuple[Path, int] | None:
         """(file, absolute offset) when the tensor is one plain run of bytes in a file."""
