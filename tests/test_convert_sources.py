@@ -228,3 +228,22 @@ def test_flax_chunked_array(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     back = _read_safetensors(out)
     assert np.array_equal(back["dense/kernel"], tree["dense"]["kernel"])
     assert np.array_equal(back["dense/bias"], tree["dense"]["bias"])
+
+
+def test_progress_bar_appears_only_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tensorfile.convert import report
+
+    monkeypatch.setattr(report, "_SHOW_AFTER", 3600.0)
+    with report.ConvertProgress(enabled=True) as progress:
+        progress.start(1000)(100)
+        assert progress._bar is None  # a short run never shows a bar
+    monkeypatch.setattr(report, "_SHOW_AFTER", 0.0)
+    with report.ConvertProgress(enabled=True) as progress:
+        advance = progress.start(1000)
+        advance(100)
+        advance(400)
+        assert progress._bar is not None
+        assert progress._bar.tasks[0].completed == 500 and progress._bar.tasks[0].total == 1000
+    quiet = report.ConvertProgress(enabled=False)
+    quiet.start(10)(10)
+    assert quiet._bar is None
