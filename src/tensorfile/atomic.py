@@ -27,6 +27,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise InputError(f"cannot write here: {exc.strerror or exc}", folder) from None
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()
@@ -36,6 +37,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -339,7 +339,16 @@ def diff(a: str, b: str, atol: float, rtol: float, trust: bool, show_all: bool, 
 
 def main() -> None:
     try:
-        app.main(prog_name="tensorfile")
+        # Not click's standalone mode: it turns Ctrl-C into "Aborted!" with exit 1, which for
+        # `scan` and `diff` means "unsafe" / "different".
+        code = app.main(prog_name="tensorfile", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.exceptions.Abort:
+        sys.stderr.write("tensorfile: interrupted\n")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
     except TensorfileError as exc:
         sys.stderr.write(f"tensorfile: error: {exc}\n")
         sys.exit(2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import pickle
 import pickletools
 import struct
 from collections.abc import Callable
@@ -576,7 +577,11 @@ def parses_as_pickle(head: bytes, min_opcodes: int = 3) -> bool:
     """Whether `head` decodes as pickle opcodes up to STOP or up to where it is cut short."""
     count = 0
     try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+        for opcode, arg, _pos in pickletools.genops(io.BytesIO(head)):
+            if opcode.name == "PROTO" and isinstance(arg, int) and arg > pickle.HIGHEST_PROTOCOL:
+                # pickle.load refuses the stream right here ("unsupported pickle protocol"): what
+                # came before is all that could run. Raw bf16 1.0 values (80 3F) read this way.
+                return count >= min_opcodes
             count += 1
             if opcode.name == "STOP":
                 return True

@@ -46,9 +46,9 @@ def cast_chunk(chunk: np.ndarray, source_dtype: str, out_dtype: str) -> np.ndarr
     """A contiguous chunk converted to `out_dtype` (the same array when nothing changes)."""
     if source_dtype == out_dtype:
         return chunk
-    if source_dtype == "F64" and out_dtype in _NARROW:
-        chunk = chunk.astype(np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is the defined result
+        if source_dtype == "F64" and out_dtype in _NARROW:
+            chunk = chunk.astype(np.float32)
         if out_dtype == "F8_E4M3":
             chunk = np.clip(chunk.astype(np.float32, copy=False), -E4M3_MAX, E4M3_MAX)
         return chunk.astype(to_numpy(out_dtype))

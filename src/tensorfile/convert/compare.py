@@ -3,8 +3,9 @@
 Names are matched after each side is opened as `convert` opens it (the model part of a training
 checkpoint, safetensors aliases resolved to the tensor they name). Values are compared in float64
 (complex128 for complex) chunk by chunk, so memory stays at a few chunks whatever the model size.
-A pair is within tolerance when |a - b| <= atol + rtol * |b| everywhere, as numpy.isclose; NaN
-matches NaN at the same place.
+A pair is within tolerance when |a - b| <= atol + rtol * |b| everywhere, as numpy.isclose: NaN
+matches only NaN at the same place, an infinity only the same infinity. Integers are compared
+exactly (not through float64, which rounds past 2**53).
 """
 
 from __future__ import annotations
@@ -124,12 +125,7 @@ def _path(p: str | os.PathLike[str]) -> Any:
 
 
 def _by_name(tensors: TensorSet) -> dict[str, SourceTensor]:
-    """Names -> tensors, with safetensors `__metadata__` aliases (alias -> stored name) added."""
-    found = {t.name: t for t in tensors.tensors}
-    for alias, target in tensors.metadata.items():
-        if alias not in found and target in found:
-            found[alias] = found[target]
-    return found
+    return {t.name: t for t in tensors.tensors}
 
 
 def _compare(
@@ -147,13 +143,20 @@ def _compare(
         if exact:
             continue
         wa, wb = _wide(ca), _wide(cb)
-        both_nan = np.isnan(wa) & np.isnan(wb)
         with np.errstate(invalid="ignore", over="ignore"):
+            integers = ca.dtype.kind in "iub" and cb.dtype.kind in "iub"
+            # Integers exactly (float64 rounds past 2**53); equal infinities and NaN-with-NaN are the same.
+            same = (ca == cb) if integers else (wa == wb) | (np.isnan(wa) & np.isnan(wb))
             delta = np.abs(wa - wb)
-            delta[both_nan] = 0.0
-            delta[np.isnan(delta)] = np.inf  # NaN on one side only, or inf - inf
+            delta[same] = 0.0
+            delta[np.isnan(delta)] = np.inf  # NaN on one side only, or inf against -inf
+            if integers:
+                np.maximum(delta, np.where(same, 0.0, 1.0), out=delta)  # differing ints differ by >= 1
             scale = np.abs(wb)
-            bad = delta > atol + rtol * scale
+            bad = ~same
+            if atol or rtol:
+                finite = np.isfinite(wa) & np.isfinite(wb)
+                bad &= ~(finite & (delta <= atol + rtol * scale))
             rel = np.divide(delta, scale, out=np.where(delta > 0, np.inf, 0.0), where=scale > 0)
         result.mismatched += int(np.count_nonzero(bad))
         if delta.size:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, current_umask
 from ..errors import InputError, UsageError
 from ..source import check_path
 from .cast import target_dtype
@@ -214,6 +214,9 @@ def _describe_plan(plan: Plan, target: str, result: ConvertResult) -> None:
         result.notes.append(
             f"{len(plan.aliases)} tied names share one stored tensor; recorded as aliases in __metadata__"
         )
+    strided = sum(1 for t in plan.tensors if not t.source.contiguous)
+    if strided:
+        result.notes.append(f"{strided} non-contiguous tensors (transposed or strided) written contiguous")
     if plan.copied_views:
         shared = "tensors share storage with other tensors but are different views"
         result.notes.append(f"{plan.copied_views} {shared}: each is written as its own contiguous copy")
@@ -359,6 +362,7 @@ def _atomic_folder(dst: Path, force: bool) -> Iterator[Path]:
     parent = dst.parent if str(dst.parent) else Path(".")
     temp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".part", dir=parent))
     try:
+        os.chmod(temp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give what mkdir would
         yield temp
         _fsync_dir(temp)
         old = None

@@ -7,6 +7,7 @@ anything outside the tensor-rebuild allowlist is refused unless the caller trust
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,37 @@ def open_tensors(path: str | Path, *, trust: bool = False) -> TensorSet:
     tensors = [_from_info(p, t, fmt) for t in info.tensors]
     out = TensorSet(p, fmt, tensors, files=_weight_files(p, info))
     if fmt.startswith("safetensors"):
-        out.metadata = {str(k): str(v) for k, v in info.metadata.items() if isinstance(v, str)}
+        out.metadata = _safetensors_metadata(out.files)
+        _add_aliases(out)
     if fmt == "flax-msgpack":
         _drop_optimizer(out, info)
     out.notes.extend(info.warnings)
     return out
+
+
+def _safetensors_metadata(files: list[Path]) -> dict[str, str]:
+    """Every shard's `__metadata__` merged: tied-name aliases live in the shard holding the tensor."""
+    from ..formats.safetensors import read_file_header
+
+    merged: dict[str, str] = {}
+    for f in files:
+        meta = read_file_header(f)[0].get("__metadata__")
+        if isinstance(meta, dict):
+            merged.update((str(k), v) for k, v in meta.items() if isinstance(v, str))
+    return merged
+
+
+def _add_aliases(out: TensorSet) -> None:
+    """`__metadata__` entries alias -> stored name (safetensors' save_model) become tensors that
+    share the stored one's data, so a re-conversion keeps them and `diff` finds them."""
+    by_name = {t.name: t for t in out.tensors}
+    for alias, target in list(out.metadata.items()):
+        stored = by_name.get(target)
+        if stored is None or alias in by_name or alias == "format":
+            continue
+        stored.storage_key = stored.storage_key or f"tensor:{stored.name}"
+        out.tensors.append(dataclasses.replace(stored, name=alias))
+        del out.metadata[alias]
 
 
 def _weight_files(path: Path, info: ModelInfo) -> list[Path]:
@@ -161,13 +188,17 @@ def _torch(path: Path, ident: Identification, trust: bool) -> TensorSet:
     from ..formats.pytorch import layout_legacy, layout_zip
 
     refusal = None if trust else _refusal(path)
+    info, records, storages = (layout_zip if ident.format == "pytorch-zip" else layout_legacy)(path, ident)
+    if not trust and refusal is None:
+        beyond = [name for name in (info.pickle or {}).get("imports", []) if not _tensor_global(name)]
+        if beyond:
+            refusal = f"the pickle imports {', '.join(beyond[:3])}, which is not a tensor or container class"
     if refusal:
         raise UnsupportedError(
             f"refusing to convert: {refusal} (nothing was executed; "
             "--trust converts the tensors anyway, still without running the pickle)",
             path,
         )
-    info, records, storages = (layout_zip if ident.format == "pytorch-zip" else layout_legacy)(path, ident)
     located = {key: start for key, (start, _size) in storages.items()}
     sizes = {key: size for key, (_start, size) in storages.items()}
     tensors: list[SourceTensor] = []
@@ -199,34 +230,65 @@ def _torch(path: Path, ident: Identification, trust: bool) -> TensorSet:
     return out
 
 
+# Scan findings that say nothing about what the pickle imports: the converter's own reader
+# reports broken or padded pickles itself, with a clearer message.
+_NOT_IMPORTS = frozenset({"pickle-trailing-data", "pickle-malformed"})
+
+
+# What torch.load(weights_only=True) accepts besides torch's own tensor machinery.
+_CONTAINERS = frozenset(
+    {
+        "collections.OrderedDict",
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.bytearray",
+        "builtins.slice",
+        "builtins.complex",
+        "codecs.encode",  # how protocol 2 pickles bytes
+    }
+)
+
+
+def _tensor_global(qualname: str) -> bool:
+    """On the tensor-rebuild allowlist: torch rebuilds, storages, dtypes, Size…, plain containers."""
+    from ..scan.rules import classify, normalize
+
+    module, _, name = qualname.rpartition(".")
+    parts = normalize(module, name)
+    if ".".join(parts) in _CONTAINERS:
+        return True
+    return bool(parts) and parts[0] == "torch" and classify(module, name, "referenced").severity is None
+
+
 def _refusal(path: Path) -> str | None:
-    """The first scan finding about an import outside the allowlist, as one line; None when clean."""
+    """The worst scan finding about what the pickle imports or calls, as one line; None when clean."""
     from ..scan.scanner import scan_file
 
-    result = scan_file(path)
-    if result.status == "error":
-        return f"the pickle could not be scanned ({result.error})"
-    if not result.findings:
+    findings = [f for f in scan_file(path).findings if f.rule not in _NOT_IMPORTS]
+    if not findings:
         return None
-    finding = max(result.findings, key=lambda f: rank(f.severity))
+    finding = max(findings, key=lambda f: rank(f.severity))
     evidence = f" [{finding.evidence}]" if finding.evidence else ""
     return f"scan finding ({finding.severity}) {finding.message}{evidence}"
 
 
 def _model_part(out: TensorSet, info: ModelInfo) -> None:
-    """Keep the model's tensors of a training checkpoint, named as in its state dict."""
+    """Keep the model's tensors of a checkpoint, named as in its state dict: the tensors under its
+    model key (state_dict, model_state_dict…) when there is one, else everything but optimizer state."""
     checkpoint = info.checkpoint or {}
+    total = len(out.tensors)
     model = [t for t in out.tensors if t.role != "optimizer"]
-    dropped = len(out.tensors) - len(model)
+    if checkpoint.get("kind") not in (None, "state-dict", "tensor", "pickled-module"):
+        for key in MODEL_KEYS:
+            prefix = key + "."
+            under = [t for t in model if t.name.startswith(prefix)]
+            if key in checkpoint.get("top_level_keys", []) and under:
+                for t in under:
+                    t.name = t.name[len(prefix) :]
+                out.notes.append(f"took the state dict under {key!r}; names are as in that state dict")
+                model = under
+                break
+    dropped = total - len(model)
     if dropped:
-        out.notes.append(f"left out {dropped} optimizer-state tensors (the model part is converted)")
+        out.notes.append(f"left out {dropped} tensors outside the model's state dict (optimizer state, RNG…)")
     out.tensors = model
-    if checkpoint.get("kind") in (None, "state-dict", "tensor", "pickled-module") or not model:
-        return
-    for key in MODEL_KEYS:
-        prefix = key + "."
-        if key in checkpoint.get("top_level_keys", []) and all(t.name.startswith(prefix) for t in model):
-            for t in model:
-                t.name = t.name[len(prefix) :]
-            out.notes.append(f"took the state dict under {key!r}; names are as in that state dict")
-            return

@@ -56,8 +56,10 @@ def out_chunks(tensor: OutTensor, maps: FileMaps, max_bytes: int = CHUNK_BYTES) 
 def write_tensor(out: BinaryIO, tensor: OutTensor, maps: FileMaps, progress: Progress = no_progress) -> None:
     """Append the tensor's bytes to `out` (whose position is where they belong)."""
     run = None if tensor.cast or not _has_fd(out) else tensor.source.byte_run()
-    if run is not None and tensor.nbytes and _copy_range(out, maps, *run, tensor.nbytes, progress):
-        return
+    if run is not None and tensor.nbytes:
+        tensor.source.check_extent(os.fstat(maps.fd(run[0])).st_size)
+        if _copy_range(out, maps, *run, tensor.nbytes, progress):
+            return
     for chunk in out_chunks(tensor, maps):
         out.write(chunk.view(np.uint8).data)  # bytes view: ml_dtypes types have no buffer format
         progress(chunk.nbytes)
@@ -82,8 +84,6 @@ def _copy_range(
     if not hasattr(os, "copy_file_range"):
         return False
     src = maps.fd(path)  # type: ignore[arg-type]
-    if offset + n > os.fstat(src).st_size:
-        raise FormatError(f"tensor data at byte {offset} runs past the end of the file", path)
     out.flush()
     dst = out.fileno()
     position = out.tell()

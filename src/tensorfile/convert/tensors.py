@@ -73,6 +73,18 @@ class SourceTensor:
         last = self.element_offset + sum((d - 1) * s for d, s in zip(self.shape, strides, strict=True))
         return (last + 1) * self.itemsize
 
+    def check_extent(self, file_size: int) -> int:
+        """The bytes the view reaches; FormatError when its storage or the file is too short."""
+        needed = self.extent_nbytes()
+        if self.storage_nbytes is not None and needed > self.storage_nbytes:
+            raise FormatError(
+                f"tensor {self.name!r} needs {needed} bytes but its storage holds {self.storage_nbytes}",
+                self.file,
+            )
+        if self.storage_offset + needed > file_size:
+            raise FormatError(f"tensor {self.name!r} reaches past the end of the file", self.file)
+        return needed
+
     def array(self, maps: FileMaps) -> np.ndarray:
         """A read-only numpy view of the tensor (mapped, not copied, where the file allows)."""
         dtype = to_numpy(self.dtype)
@@ -83,15 +95,8 @@ class SourceTensor:
             return data.view(dtype).reshape(self.shape)
         if self.file is None:
             raise FormatError(f"tensor {self.name!r} has no data location")
-        needed = self.extent_nbytes()
-        if self.storage_nbytes is not None and needed > self.storage_nbytes:
-            raise FormatError(
-                f"tensor {self.name!r} needs {needed} bytes but its storage holds {self.storage_nbytes}",
-                self.file,
-            )
         buffer = maps.get(self.file)
-        if self.storage_offset + needed > len(buffer):
-            raise FormatError(f"tensor {self.name!r} reaches past the end of the file", self.file)
+        needed = self.check_extent(len(buffer))
         if self.numel == 0:
             return np.empty(self.shape, dtype)
         if self.contiguous:

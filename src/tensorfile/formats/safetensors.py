@@ -193,7 +193,7 @@ def tensors_from_header(
     return tensors, warnings
 
 
-def _read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
+def read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
     """(header, data start offset, file size) of one safetensors file, header bytes only."""
     with FileSource(path) as source:
         head = read_exact(source, 0, 8, "safetensors header length")
@@ -214,7 +214,7 @@ def _read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
 def inspect_files(root: Path, files: list[Path], fmt: str) -> ModelInfo:
     info = ModelInfo(str(root), fmt)
     for path in files:
-        header, start, size = _read_file_header(path)
+        header, start, size = read_file_header(path)
         label = path.name if root.is_dir() or len(files) > 1 else str(path)
         tensors, warnings = tensors_from_header(header, start, size, label)
         info.tensors.extend(tensors)

@@ -28,6 +28,7 @@ from ..picklevm import (
     parses_as_pickle,
     read_pickle_lenient,
 )
+from ..torchpickle import TORCH_DTYPES
 from .findings import CONVERT_ADVICE, Finding, rank
 from .rules import classify, normalize
 
@@ -253,6 +254,9 @@ def _usage(result: PickleResult) -> dict[int, str]:
             rest = call.args
         if call.kind == "build" or name == "builtins.setstate" or canonical in _DATA_CONSTRUCTORS:
             continue
+        if canonical.startswith("torch._utils._rebuild_tensor"):
+            # The dtype argument (torch.float8_e4m3fn, torch.uint16…) is data, never called.
+            rest = tuple(v for v in rest if not _is_torch_dtype(v))
         # Anything else that receives a global may call it (partial, apply, map, defaultdict…).
         for value in _shallow(rest, 3):
             mark(value, "called")
@@ -261,6 +265,10 @@ def _usage(result: PickleResult) -> dict[int, str]:
             for value in _shallow(tuple(kwargs), 3):
                 mark(value, "called")
     return usage
+
+
+def _is_torch_dtype(value: Any) -> bool:
+    return isinstance(value, Global) and value.module == "torch" and value.name in TORCH_DTYPES
 
 
 def _shallow(values: tuple[Any, ...], depth: int) -> Iterator[Any]:
