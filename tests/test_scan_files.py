@@ -381,3 +381,19 @@ def test_fifo_is_refused_not_read(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "not a regular file" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_bf16_ones_and_float8_checkpoints_are_clean(tmp_path: Path) -> None:
+    """Raw bf16 1.0 values read as `80 3F` (PROTO 63), which pickle.load refuses at once; the
+    dtype argument of _rebuild_tensor_v3 (torch.float8_e4m3fn, torch.uint16) is data, not a call."""
+    torch = pytest.importorskip("torch")
+    norm = tmp_path / "norm.bin"
+    torch.save(torch.nn.LayerNorm(64).to(torch.bfloat16).state_dict(), norm)
+    f8 = tmp_path / "f8.pt"
+    torch.save({"w": torch.randn(4).to(torch.float8_e4m3fn), "u": torch.tensor([1, 2]).to(torch.uint16)}, f8)
+    for path in (norm, f8):
+        result = scan_file(path)
+        assert result.status == "scanned" and result.findings == [], path
+    raw = tmp_path / "1"
+    raw.write_bytes(b"\x80\x3f" * 64)  # a storage member on its own: not a loadable pickle
+    assert scan_file(raw).findings == []
