@@ -48,9 +48,12 @@ class OutTensor:
 
 def out_chunks(tensor: OutTensor, maps: FileMaps, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
     """The tensor's output elements in C order as contiguous 1-D arrays of the output dtype."""
-    array = tensor.source.array(maps)
+    source = tensor.source
+    array = source.array(maps)
     for chunk in iter_chunks(array, max_bytes):
-        yield cast_chunk(chunk, tensor.source.dtype, tensor.dtype)
+        yield cast_chunk(chunk, source.dtype, tensor.dtype)
+    if source.file is not None and source.loader is None:
+        maps.release(source.file, source.storage_offset, source.extent_nbytes())
 
 
 def write_tensor(out: BinaryIO, tensor: OutTensor, maps: FileMaps, progress: Progress = no_progress) -> None:

@@ -147,6 +147,16 @@ class FileMaps:
             self._maps[path] = found
         return found
 
+    def release(self, path: Path, start: int, length: int) -> None:
+        """Unmap pages already streamed: they stay in the page cache, but leave this process's RSS."""
+        found = self._maps.get(path)
+        if not isinstance(found, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED") or length <= 0:
+            return
+        first = start - start % mmap.PAGESIZE
+        end = min(start + length, len(found))
+        with contextlib.suppress(OSError, ValueError):
+            found.madvise(mmap.MADV_DONTNEED, first, end - first)
+
     def fd(self, path: Path) -> int:
         fd = self._fds.get(path)
         if fd is None:
