@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_identify import machine_line  # noqa: E402
+from bench_inspect import llama_layer  # noqa: E402
 
 GIB = 1 << 30
 VOCAB = 32000
@@ -221,15 +222,7 @@ def llama_shapes(target_bytes: int, layers: int) -> list[tuple[str, tuple[int, .
         inter = -(-hidden * 8 // 3 // 256) * 256
         shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (VOCAB, hidden))]
         for i in range(layers):
-            p = f"model.layers.{i}"
-            shapes += [(f"{p}.self_attn.{x}_proj.weight", (hidden, hidden)) for x in "qkvo"]
-            shapes += [
-                (f"{p}.mlp.gate_proj.weight", (inter, hidden)),
-                (f"{p}.mlp.up_proj.weight", (inter, hidden)),
-                (f"{p}.mlp.down_proj.weight", (hidden, inter)),
-                (f"{p}.input_layernorm.weight", (hidden,)),
-                (f"{p}.post_attention_layernorm.weight", (hidden,)),
-            ]
+            shapes += llama_layer(i, hidden, inter)
         return [*shapes, ("model.norm.weight", (hidden,)), ("lm_head.weight", (VOCAB, hidden))]
 
     def size(shapes: list[tuple[str, tuple[int, ...]]]) -> int:

@@ -80,18 +80,25 @@ def llama_shapes(target_bytes: int, itemsize: int = 2) -> list[tuple[str, tuple[
     per_layer = (4 * hidden * hidden + 3 * hidden * inter + 2 * hidden) * itemsize
     layers = max(1, (target_bytes - 2 * vocab * hidden * itemsize) // per_layer)
     for i in range(layers):
-        p = f"model.layers.{i}"
-        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            shapes.append((f"{p}.self_attn.{proj}.weight", (hidden, hidden)))
-        shapes += [
-            (f"{p}.mlp.gate_proj.weight", (inter, hidden)),
-            (f"{p}.mlp.up_proj.weight", (inter, hidden)),
-            (f"{p}.mlp.down_proj.weight", (hidden, inter)),
-            (f"{p}.input_layernorm.weight", (hidden,)),
-            (f"{p}.post_attention_layernorm.weight", (hidden,)),
-        ]
+        shapes += llama_layer(i, hidden, inter)
     shapes += [("model.norm.weight", (hidden,)), ("lm_head.weight", (vocab, hidden))]
     return shapes
+
+
+def llama_layer(i: int, hidden: int, inter: int) -> list[tuple[str, tuple[int, ...]]]:
+    """One decoder block's tensor names and shapes, as transformers names Llama's."""
+    p = f"model.layers.{i}"
+    return [
+        *(
+            (f"{p}.self_attn.{proj}.weight", (hidden, hidden))
+            for proj in ("q_proj", "k_proj", "v_proj", "o_proj")
+        ),
+        (f"{p}.mlp.gate_proj.weight", (inter, hidden)),
+        (f"{p}.mlp.up_proj.weight", (inter, hidden)),
+        (f"{p}.mlp.down_proj.weight", (hidden, inter)),
+        (f"{p}.input_layernorm.weight", (hidden,)),
+        (f"{p}.post_attention_layernorm.weight", (hidden,)),
+    ]
 
 
 def numel(shape: tuple[int, ...]) -> int:
