@@ -247,3 +247,11 @@ def test_progress_bar_appears_only_after_a_while(monkeypatch: pytest.MonkeyPatch
     quiet = report.ConvertProgress(enabled=False)
     quiet.start(10)(10)
     assert quiet._bar is None
+
+
+def test_destination_with_a_weight_extension_we_cannot_write(tmp_path: Path) -> None:
+    from tensorfile.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"cannot write \.pt files"):
+        convert(HF / "llama_safetensors" / "model.safetensors", tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()

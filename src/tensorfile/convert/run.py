@@ -155,6 +155,8 @@ def _target(dst: Path, to: str | None) -> tuple[str, bool]:
         if key not in TARGETS:
             raise UsageError(f"--to {to!r}: use one of {', '.join(TARGETS)}")
     from_ext = _EXTENSIONS.get(dst.suffix.lower())
+    if from_ext is None and dst.suffix.lower() in _WEIGHT_SUFFIXES and not dst.is_dir():
+        raise UsageError(f"cannot write {dst.suffix} files; write .safetensors, .npz, .msgpack or a folder")
     as_folder = dst.is_dir() or from_ext is None
     if to is None:
         return from_ext or "safetensors", as_folder
