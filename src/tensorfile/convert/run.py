@@ -103,8 +103,8 @@ def convert(
     started = time.perf_counter()
     src, dst = Path(source), Path(destination)
     check_path(src)
-    target, as_folder = _target(dst, to)
     _check_destination(src, dst, force)
+    target, as_folder = _target(dst, to)
     cast = target_dtype(dtype) if dtype else None
     if max_shard_size and not (as_folder and target == "safetensors"):
         raise UsageError("--max-shard-size needs a folder destination written as safetensors")
