@@ -160,13 +160,11 @@ class CachedSource:
         return block
 
 
-class SourceStream(io.RawIOBase):
-    """A read-only, seekable raw stream over a ByteSource (reads past the end return nothing)."""
+class PositionedStream(io.RawIOBase):
+    """Base of our read-only raw streams: they keep their own position, and `seek` works from the
+    start, the current position, or the end when `_length()` knows it."""
 
-    def __init__(self, source: ByteSource) -> None:
-        super().__init__()
-        self._source = source
-        self._pos = 0
+    _pos = 0
 
     def readable(self) -> bool:
         return True
@@ -177,10 +175,32 @@ class SourceStream(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
+    def _length(self) -> int:
+        raise io.UnsupportedOperation("this stream does not know its length")
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
+        if whence == io.SEEK_SET:
+            base = 0
+        elif whence == io.SEEK_CUR:
+            base = self._pos
+        elif whence == io.SEEK_END:
+            base = self._length()
+        else:
+            raise ValueError(f"invalid whence {whence}")
         self._pos = max(0, base + offset)
         return self._pos
+
+
+class SourceStream(PositionedStream):
+    """A read-only, seekable raw stream over a ByteSource (reads past the end return nothing)."""
+
+    def __init__(self, source: ByteSource) -> None:
+        super().__init__()
+        self._source = source
+        self._pos = 0
+
+    def _length(self) -> int:
+        return self._source.size
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self._source.read_at(self._pos, len(buffer))

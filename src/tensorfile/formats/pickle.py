@@ -24,6 +24,7 @@ from ..picklevm import (
     scan_globals,
 )
 from ..probe import FileProbe
+from ..source import PositionedStream
 from .pytorch import legacy_magic_at
 
 _DECOMPRESSED_PEEK = 256 * 1024
@@ -110,23 +111,15 @@ _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _RECONSTRUCT = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
 
 
-class _Forward(io.RawIOBase):
+class _Forward(PositionedStream):
     """A forward-only readable stream over a decompressor, so joblib's raw bytes can be skipped."""
 
     def __init__(self, raw: Any, decompressor: Any) -> None:
+        super().__init__()
         self._raw = raw
         self._dec = decompressor
         self._buf = b""
         self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buf) < size:

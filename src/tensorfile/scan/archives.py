@@ -59,7 +59,7 @@ from typing import Any, BinaryIO
 
 from ..errors import FormatError, UnsupportedError
 from ..probe import HEAD_SIZE
-from ..source import ByteSource, FileSource, SliceSource, SourceStream
+from ..source import ByteSource, FileSource, PositionedStream, SliceSource, SourceStream
 from .findings import Finding
 
 MAX_TOTAL = 16 << 30  # decompressed bytes per archive, nested walks included
@@ -420,7 +420,7 @@ def _looks_pickle_name(name: str) -> bool:
 # --- streams ------------------------------------------------------------------------------
 
 
-class _Guarded(io.RawIOBase):
+class _Guarded(PositionedStream):
     """A member's content: never raises on bad data, counts decompressed bytes, checks the CRC.
 
     A failure (damaged data, a read error) ends the stream and is reported once; with
@@ -505,15 +505,6 @@ class _Guarded(io.RawIOBase):
                         self._name,
                     )
                 )
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
         n = len(buffer)
@@ -776,7 +767,7 @@ def _decompressed_reader(
     return _reader(guard, None, ctx), guard
 
 
-class _Window(io.RawIOBase):
+class _Window(PositionedStream):
     """Bytes [start, start + size) of a seekable stream (a member of a compressed tar)."""
 
     def __init__(self, inner: BinaryIO, start: int, size: int) -> None:
@@ -786,19 +777,8 @@ class _Window(io.RawIOBase):
         self._size = size
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
+    def _length(self) -> int:
+        return self._size
 
     def readinto(self, buffer: Any) -> int:
         want = min(len(buffer), self._size - self._pos)
