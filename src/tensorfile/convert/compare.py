@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def diff(
     trust: bool = False,
 ) -> DiffReport:
     """Compare every tensor of `a` with the tensor of the same name in `b`."""
-    left, right = _open_source(_path(a), trust), _open_source(_path(b), trust)
+    left, right = _open_source(Path(a), trust), _open_source(Path(b), trust)
     names_a, names_b = _by_name(left), _by_name(right)
     report = DiffReport(str(a), str(b), atol, rtol)
     with FileMaps() as maps:
@@ -116,12 +117,6 @@ def diff(
             if name not in names_a:
                 report.tensors.append(TensorDiff(name, "extra", None, tb.dtype, None, tb.shape))
     return report
-
-
-def _path(p: str | os.PathLike[str]) -> Any:
-    from pathlib import Path
-
-    return Path(p)
 
 
 def _by_name(tensors: TensorSet) -> dict[str, SourceTensor]:
@@ -185,8 +180,4 @@ def _chunks(t: SourceTensor, maps: FileMaps) -> Iterator[np.ndarray]:
 
 
 def _wide(chunk: np.ndarray) -> np.ndarray:
-    if chunk.dtype.kind == "c":
-        return chunk.astype(np.complex128)
-    if chunk.dtype.kind == "b":
-        return chunk.astype(np.float64)
-    return chunk.astype(np.float64)
+    return chunk.astype(np.complex128 if chunk.dtype.kind == "c" else np.float64)

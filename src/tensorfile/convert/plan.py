@@ -67,6 +67,7 @@ class Plan:
     tensors: list[OutTensor]
     aliases: dict[str, str]  # alias name -> stored name (same storage, same view)
     copied_views: int = 0  # tensors sharing storage with another but a different view
+    tied_copies: int = 0  # without dedupe: names over one view written again as copies
     skipped: int = 0  # left out by --include/--exclude
 
     @property
@@ -93,8 +94,8 @@ def make_plan(tensors: list[SourceTensor], selection: Selection, dtype: str | No
         chosen.append(OutTensor(name, t, cast_to(t.dtype, dtype)))
     if not chosen:
         raise UsageError("no tensors left to write (check --include/--exclude)")
-    stored, aliases, copied = _share(chosen, dedupe)
-    return Plan(stored, aliases, copied, skipped)
+    stored, aliases, copied, tied = _share(chosen, dedupe)
+    return Plan(stored, aliases, copied, tied, skipped)
 
 
 def _check_streamable(t: SourceTensor) -> None:
@@ -110,15 +111,16 @@ def _view_key(t: SourceTensor) -> tuple[object, ...]:
     return (t.dtype, t.shape, t.element_offset, t.strides if not t.contiguous else None)
 
 
-def _share(chosen: list[OutTensor], dedupe: bool) -> tuple[list[OutTensor], dict[str, str], int]:
+def _share(chosen: list[OutTensor], dedupe: bool) -> tuple[list[OutTensor], dict[str, str], int, int]:
     """Group names over one storage: identical views become aliases (the sorted-first name is kept,
-    as safetensors' own `save_model` does), differing views are written as separate copies."""
+    as safetensors' own `save_model` does), differing views are written as separate copies.
+    Without `dedupe` identical views are copies too; the last number counts them."""
     by_storage: dict[tuple[object, str], list[OutTensor]] = {}
     for t in chosen:
         if t.source.storage_key is not None:
             by_storage.setdefault((t.source.file, t.source.storage_key), []).append(t)
     aliases: dict[str, str] = {}
-    copied = 0
+    copied = tied = 0
     for group in by_storage.values():
         if len(group) < 2:
             continue
@@ -128,6 +130,7 @@ def _share(chosen: list[OutTensor], dedupe: bool) -> tuple[list[OutTensor], dict
         if len(views) > 1:
             copied += sum(len(v) for v in views.values()) - (1 if dedupe else 0)
         if not dedupe:
+            tied += sum(len(same) - 1 for same in views.values())
             continue
         for same in views.values():
             keep = min(same, key=lambda t: t.name)
@@ -135,7 +138,7 @@ def _share(chosen: list[OutTensor], dedupe: bool) -> tuple[list[OutTensor], dict
                 if t is not keep:
                     aliases[t.name] = keep.name
     stored = [t for t in chosen if t.name not in aliases]
-    return stored, aliases, copied
+    return stored, aliases, copied, tied
 
 
 def shard(tensors: list[OutTensor], max_bytes: int | None) -> list[list[OutTensor]]:

@@ -25,7 +25,7 @@ from .cast import target_dtype
 from .plan import Plan, Selection, make_plan, parse_size, shard, shard_names
 from .sources import SAFETENSORS_FORMAT, open_tensors
 from .stream import OutTensor, Progress
-from .tensors import FileMaps, SourceTensor, TensorSet
+from .tensors import FileMaps, TensorSet
 
 TARGETS = ("safetensors", "npz", "flax")
 _EXTENSIONS = {".safetensors": "safetensors", ".npz": "npz", ".msgpack": "flax"}
@@ -125,15 +125,13 @@ def convert(
     report = progress(plan.total_bytes) if progress else _ignore
     with FileMaps() as maps:
         if as_folder:
-            stem = _stem(src)
+            stem = _stem(tensors.files[0] if src.is_dir() else src)
             with _atomic_folder(dst, force) as folder:
                 _write_folder(folder, plan, target, metadata, shard_limit, stem, maps, report, result)
                 for f in copies:
                     shutil.copy2(f, folder / f.name)
                     result.copied_files.append(f.name)
         else:
-            if force:
-                _remove_for_force(dst, keep_until_done=True)
             with atomic_output(dst) as out:
                 _write_one(out, plan.tensors, target, metadata, maps, report)
             result.files.append(
@@ -222,24 +220,12 @@ def _describe_plan(plan: Plan, target: str, result: ConvertResult) -> None:
     if plan.copied_views:
         shared = "tensors share storage with other tensors but are different views"
         result.notes.append(f"{plan.copied_views} {shared}: each is written as its own contiguous copy")
-    if target != "safetensors":
-        tied = _tied_count(plan.tensors)
-        if tied:
-            result.notes.append(
-                f"{tied} tied names are written as separate copies ({target} cannot share data)"
-            )
+    if plan.tied_copies:
+        result.notes.append(
+            f"{plan.tied_copies} tied names are written as separate copies ({target} cannot share data)"
+        )
     if plan.skipped:
         result.notes.append(f"{plan.skipped} tensors left out by --include/--exclude")
-
-
-def _tied_count(tensors: list[OutTensor]) -> int:
-    seen: dict[tuple[object, ...], int] = {}
-    for t in tensors:
-        s = t.source
-        if s.storage_key is not None:
-            key = (s.file, s.storage_key, s.element_offset, s.shape)
-            seen[key] = seen.get(key, 0) + 1
-    return sum(n - 1 for n in seen.values())
 
 
 def _metadata(tensors: TensorSet, plan: Plan) -> dict[str, str]:
@@ -251,13 +237,9 @@ def _metadata(tensors: TensorSet, plan: Plan) -> dict[str, str]:
     return metadata
 
 
-def _stem(src: Path) -> str:
+def _stem(weights: Path) -> str:
     """The weights' base name in a folder: transformers' `model`, diffusers' own stem kept."""
-    from ..formats.hf import choose_weights
-
-    weights = choose_weights(src) if src.is_dir() else None
-    name = weights.files[0] if weights and weights.files else src.name
-    return "diffusion_pytorch_model" if name.startswith("diffusion_pytorch_model") else "model"
+    return "diffusion_pytorch_model" if weights.name.startswith("diffusion_pytorch_model") else "model"
 
 
 def _folder_copies(src: Path) -> list[Path]:
@@ -376,7 +358,7 @@ def _atomic_folder(dst: Path, force: bool) -> Iterator[Path]:
         os.replace(temp, dst)
         _fsync_dir(parent)
         if old is not None:
-            _remove_for_force(old, keep_until_done=False)
+            _remove(old)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -391,19 +373,10 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _remove_for_force(path: Path, keep_until_done: bool) -> None:
-    """--force over a file is left to the atomic rename; a folder in the way of a file is removed."""
-    if keep_until_done:
-        if path.is_dir() and not path.is_symlink():
-            raise UsageError(f"{path} is a folder; give a new file name or remove the folder")
-        return
+def _remove(path: Path) -> None:
+    """The old destination, moved aside by --force, once the new one is in place."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def source_tensors(path: str | os.PathLike[str], *, trust: bool = False) -> list[SourceTensor]:
-    """The tensors `convert` would read from `path` (for `diff` and the Python API)."""
-    return _open_source(Path(path), trust).tensors

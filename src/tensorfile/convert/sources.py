@@ -199,11 +199,9 @@ def _torch(path: Path, ident: Identification, trust: bool) -> TensorSet:
             "--trust converts the tensors anyway, still without running the pickle)",
             path,
         )
-    located = {key: start for key, (start, _size) in storages.items()}
-    sizes = {key: size for key, (_start, size) in storages.items()}
     tensors: list[SourceTensor] = []
     for rec in records:
-        start = located.get(rec.storage_key)
+        start, size = storages.get(rec.storage_key, (None, None))
         if start is None and rec.numel:
             raise FormatError(
                 f"storage {rec.storage_key} of tensor {rec.name!r} is compressed or missing; "
@@ -218,7 +216,7 @@ def _torch(path: Path, ident: Identification, trust: bool) -> TensorSet:
                 rec.role,
                 path,
                 start or 0,
-                sizes.get(rec.storage_key),
+                size,
                 rec.storage_offset,
                 rec.stride,
                 storage_key=rec.storage_key,
