@@ -188,22 +188,17 @@ def iter_chunks(array: np.ndarray, max_bytes: int = CHUNK_BYTES) -> Iterator[np.
         return
     if array.flags.c_contiguous:
         flat = array.reshape(-1)
-        step = max(1, max_bytes // max(array.itemsize, 1))
+        step = max(1, max_bytes // array.itemsize)
         for start in range(0, flat.size, step):
             yield flat[start : start + step]
         return
-    # A strided view: walk the leading axes so each piece is copied from a bounded slab.
-    row_bytes = array[(0,) * 1].nbytes if array.ndim > 1 else array.itemsize
-    if array.ndim == 1 or row_bytes > max_bytes:
-        if array.ndim == 1:
-            step = max(1, max_bytes // array.itemsize)
-            for start in range(0, array.shape[0], step):
-                yield np.ascontiguousarray(array[start : start + step]).reshape(-1)
-            return
+    # A strided view: copy whole rows of the first axis, as many as fit; split rows that do not.
+    row_bytes = array.itemsize * (array.size // array.shape[0])
+    if row_bytes > max_bytes and array.ndim > 1:
         for row in array:
             yield from iter_chunks(row, max_bytes)
         return
-    rows = max(1, max_bytes // max(row_bytes, 1))
+    rows = max(1, max_bytes // row_bytes)
     for start in range(0, array.shape[0], rows):
         yield np.ascontiguousarray(array[start : start + rows]).reshape(-1)
 
