@@ -7,6 +7,7 @@ import io
 import posixpath
 import struct
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -564,6 +565,16 @@ class _Member:
             raise FormatError(f"{self.name} member: {what} count {n!r} is not a count", self.path)
         return n
 
+    def records(self, what: str, fields: str) -> Iterator[tuple[Any, Any, Any]]:
+        """A count, then that many 3-tuple pickles, each followed by data the caller reads."""
+        for i in range(self.count(what)):
+            if self.pos >= self.size:
+                raise FormatError(f"{self.name} member ends after {i} {what}s: truncated", self.path)
+            record = self.pickle(f"{what} record {i}")
+            if not isinstance(record, tuple) or len(record) != 3:
+                raise FormatError(f"{what} record {i} is not {fields}", self.path)
+            yield record
+
 
 def _dtype_of(type_global: Any) -> str | None:
     """FloatStorage / FloatTensor (torch 0.1 globals) -> F32."""
@@ -578,13 +589,7 @@ def _tar_storages(
     """Root storages key -> (dtype, absolute data offset, element count, location) and
     views key -> (root key, element offset, element count)."""
     roots: dict[str, tuple[str, int, int, str | None]] = {}
-    for i in range(member.count("storage")):
-        if member.pos >= member.size:
-            raise FormatError(f"storages member ends after {i} storages: truncated", member.path)
-        record = member.pickle(f"storage record {i}")
-        if not isinstance(record, tuple) or len(record) != 3:
-            raise FormatError(f"storage record {i} is not (key, location, type)", member.path)
-        key, location, storage_type = record
+    for key, location, storage_type in member.records("storage", "(key, location, type)"):
         dtype = _dtype_of(storage_type)
         if dtype is None:
             raise FormatError(f"storage {key} has unknown storage type {storage_type!r}", member.path)
@@ -605,13 +610,7 @@ def _tar_storages(
 def _tar_tensors(member: _Member) -> dict[str, tuple[str | None, Any, tuple[int, ...], tuple[int, ...], int]]:
     """Tensor key -> (storage key, tensor type, sizes, strides, storage offset)."""
     tensors: dict[str, tuple[str | None, Any, tuple[int, ...], tuple[int, ...], int]] = {}
-    for i in range(member.count("tensor")):
-        if member.pos >= member.size:
-            raise FormatError(f"tensors member ends after {i} tensors: truncated", member.path)
-        record = member.pickle(f"tensor record {i}")
-        if not isinstance(record, tuple) or len(record) != 3:
-            raise FormatError(f"tensor record {i} is not (key, storage key, type)", member.path)
-        key, storage, tensor_type = record
+    for key, storage, tensor_type in member.records("tensor", "(key, storage key, type)"):
         # ndim was written as 8 bytes by the first versions; torch reads the low 4 and skips 4.
         ndim, _pad = member.unpack("<ii", f"the rank of tensor {key}")
         if not 0 <= ndim <= _MAX_NDIM:
