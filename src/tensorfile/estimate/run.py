@@ -1,0 +1,156 @@
+"""How the model runs: the settings `tensorfile estimate` takes, checked and defaulted in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import TensorfileError
+from .weights import normalise
+
+TASKS = ("inference", "train")
+METHODS = ("full", "lora", "qlora", "prompt", "prefix")
+PRECISIONS = ("amp", "bf16-true", "fp32")
+OPTIMIZERS = ("adamw", "adamw-fused", "adamw-8bit", "paged-adamw-8bit", "sgd", "adafactor")
+SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")
+COUNTERS = ("allocated", "reserved", "nvidia-smi")
+KV_DTYPES = {
+    "fp32": 4.0,
+    "fp16": 2.0,
+    "bf16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "q8_0": 34 / 32,
+    "int4": 0.5,
+    "q4_0": 18 / 32,
+}
+COMPUTE_DTYPES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0}
+# PEFT's defaults for Llama-style models when no target modules are given.
+DEFAULT_LORA_TARGETS = ("q_proj", "v_proj")
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class RunError(TensorfileError):
+    """A setting that is unknown or contradicts another."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One way of running a model. Defaults are what people usually do with Hugging Face tools."""
+
+    task: str = "inference"
+    method: str = "full"
+    weights: str = "bf16"
+    compute_dtype: str = "bf16"
+    precision: str = "amp"  # train only: amp (fp32 master + autocast), bf16-true, fp32
+    batch: int = 1
+    seq_len: int = 2048  # prompt tokens (inference) or sequence length (training)
+    gen_tokens: int = 256  # inference only
+    kv_dtype: str | None = None  # None: the compute dtype
+    grad_ckpt: bool = False
+    flash_attn: bool = True  # FlashAttention / SDPA memory-efficient kernels (transformers' default)
+    optimizer: str = "adamw"
+    lora_r: int = 8
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    lora_dropout: bool = True  # a dropout before LoRA keeps its own copy of the input
+    virtual_tokens: int = 20
+    gpus: int = 1
+    sharding: str = "none"
+    offload: str | None = None  # "cpu": optimizer states (and zero3 parameters) in host memory
+    counter: str = "nvidia-smi"
+    logits: str = "last"  # inference prefill: "last" (transformers ≥ 4.45) or "all" (older ones)
+    engine: str = "auto"  # transformers | llama.cpp (auto: llama.cpp for gguf weights)
+    cuda_context_gib: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def training(self) -> bool:
+        return self.task == "train"
+
+    @property
+    def compute_bytes(self) -> float:
+        return COMPUTE_DTYPES[self.compute_dtype]
+
+    @property
+    def kv_bytes(self) -> float:
+        return KV_DTYPES[self.kv_dtype] if self.kv_dtype else self.compute_bytes
+
+    @property
+    def peft(self) -> bool:
+        return self.method in ("lora", "qlora", "prompt", "prefix")
+
+    @property
+    def resolved_engine(self) -> str:
+        if self.engine != "auto":
+            return self.engine
+        return "llama.cpp" if self.weights.startswith("gguf:") else "transformers"
+
+
+def _check(value: Any, allowed: tuple[str, ...] | dict[str, Any], what: str) -> None:
+    if value not in allowed:
+        raise RunError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+
+
+def make_run(**settings: Any) -> RunSpec:
+    """A checked RunSpec from keyword settings (None means 'use the default')."""
+    given = {k: v for k, v in settings.items() if v is not None}
+    targets = given.get("lora_targets")
+    if isinstance(targets, str):
+        targets = tuple(t.strip() for t in targets.split(",") if t.strip())
+    if targets is not None:
+        targets = tuple(targets)
+        if targets in (("all-linear",), ("all",)):
+            targets = ALL_LINEAR
+        given["lora_targets"] = targets
+    method = given.get("method", "full")
+    task = given.get("task")
+    if task is None:
+        task = "train" if method != "full" else "inference"
+        given["task"] = task
+    if method == "qlora" and "weights" not in given:
+        given["weights"] = "nf4"
+    if "weights" in given:
+        try:
+            given["weights"] = normalise(str(given["weights"]))
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+    if given.get("precision") is None and task == "train":
+        weights = given.get("weights", "bf16")
+        # A model loaded in 16 bit and trained in full is "pure bf16"; loaded in fp32 it is autocast.
+        given["precision"] = "amp" if method != "full" or weights == "fp32" else "bf16-true"
+    if task == "train" and method == "full" and "weights" not in given:
+        given["weights"] = {"amp": "fp32", "fp32": "fp32"}.get(
+            given["precision"], given.get("compute_dtype", "bf16")
+        )
+    if given.get("precision") == "fp32":
+        given["compute_dtype"] = "fp32"
+    run = RunSpec(**given)
+    _check(run.task, TASKS, "--task")
+    _check(run.method, METHODS, "--method")
+    _check(run.precision, PRECISIONS, "--precision")
+    _check(run.optimizer, OPTIMIZERS, "--optimizer")
+    _check(run.sharding, SHARDING, "--sharding")
+    _check(run.counter, COUNTERS, "--counter")
+    _check(run.compute_dtype, tuple(COMPUTE_DTYPES), "--compute-dtype")
+    if run.kv_dtype is not None:
+        _check(run.kv_dtype, tuple(KV_DTYPES), "--kv-dtype")
+    _check(run.logits, ("last", "all"), "--logits")
+    _check(run.engine, ("auto", "transformers", "llama.cpp"), "--engine")
+    for name in ("batch", "seq_len", "gpus"):
+        if int(getattr(run, name)) < 1:
+            raise RunError(f"--{name.replace('_', '-')} must be at least 1")
+    if run.gen_tokens < 0 or run.virtual_tokens < 0 or run.lora_r < 1:
+        raise RunError("--gen-tokens and --virtual-tokens must be >= 0, --lora-r >= 1")
+    if run.method != "full" and run.task == "inference":
+        raise RunError(f"--method {run.method} is a training method; use --task train")
+    if run.method == "qlora" and run.weights not in ("nf4", "nf4-dq", "fp4"):
+        raise RunError("--method qlora holds the base in 4 bit: --weights nf4, nf4-dq or fp4")
+    if run.task == "train" and run.method == "full" and run.weights not in ("fp32", "fp16", "bf16"):
+        raise RunError(
+            "full fine-tuning needs unquantized weights; use --method lora/qlora for quantized bases"
+        )
+    if run.offload and run.offload != "cpu":
+        raise RunError("--offload takes only 'cpu'")
+    if run.gpus == 1 and run.sharding not in ("none", "ddp"):
+        run = replace(run, extra={**run.extra, "note": f"{run.sharding} on one GPU shards nothing"})
+    return run

@@ -1,0 +1,446 @@
+"""What the memory model needs to know about a model: its shapes and parameter counts.
+
+A `ModelSpec` comes from a model file or folder (parameters and dtypes from `inspect`, shapes from
+config.json or GGUF keys), from a config.json alone, or from a bare size like "7B" with optional
+shape overrides. Missing shapes are filled from the nearest reference architecture and the
+assumption is recorded in `notes`, so every estimate says what it guessed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import TensorfileError
+
+# Decoder shapes of well-known open models (their config.json), used to fill in what a bare size
+# like "7B" does not say. Scaled to the requested size by the number of layers.
+REFERENCE_SHAPES: dict[str, dict[str, Any]] = {
+    "Qwen2.5-0.5B": dict(
+        layers=24,
+        hidden_size=896,
+        intermediate_size=4864,
+        heads=14,
+        kv_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "Llama-3.2-1B": dict(
+        layers=16,
+        hidden_size=2048,
+        intermediate_size=8192,
+        heads=32,
+        kv_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "Llama-3.2-3B": dict(
+        layers=28,
+        hidden_size=3072,
+        intermediate_size=8192,
+        heads=24,
+        kv_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "Llama-2-7B": dict(
+        layers=32, hidden_size=4096, intermediate_size=11008, heads=32, kv_heads=32, vocab_size=32000
+    ),
+    "Llama-3-8B": dict(
+        layers=32, hidden_size=4096, intermediate_size=14336, heads=32, kv_heads=8, vocab_size=128256
+    ),
+    "Llama-2-13B": dict(
+        layers=40, hidden_size=5120, intermediate_size=13824, heads=40, kv_heads=40, vocab_size=32000
+    ),
+    "Qwen2.5-32B": dict(
+        layers=64, hidden_size=5120, intermediate_size=27648, heads=40, kv_heads=8, vocab_size=152064
+    ),
+    "Llama-3-70B": dict(
+        layers=80, hidden_size=8192, intermediate_size=28672, heads=64, kv_heads=8, vocab_size=128256
+    ),
+    "Llama-3.1-405B": dict(
+        layers=126, hidden_size=16384, intermediate_size=53248, heads=128, kv_heads=8, vocab_size=128256
+    ),
+}
+
+# config.json spellings beyond the common ones inspect knows (ChatGLM, Qwen v1, DeepSeek MoE, T5).
+_EXTRA_KEYS = {
+    "layers": ("num_layers", "n_layers", "num_hidden_layers"),
+    "intermediate_size": ("ffn_hidden_size", "d_ff"),
+    "kv_heads": ("multi_query_group_num",),
+    "head_dim": ("kv_channels",),
+    "vocab_size": ("padded_vocab_size",),
+    "moe_intermediate_size": ("moe_intermediate_size",),
+    "shared_experts": ("n_shared_experts", "num_shared_experts"),
+    "shared_expert_intermediate_size": ("shared_expert_intermediate_size",),
+    "first_dense_layers": ("first_k_dense_replace",),
+    "sliding_window_pattern": ("sliding_window_pattern",),
+    "layer_types": ("layer_types",),
+    "use_sliding_window": ("use_sliding_window",),
+    "qkv_bias": ("attention_bias", "qkv_bias", "add_qkv_bias"),
+    "hidden_act": ("hidden_act", "activation_function"),
+}
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
+_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+
+
+class SpecError(TensorfileError):
+    """The model description is incomplete or contradictory."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shapes and parameter counts of a decoder-style transformer.
+
+    `params` is the total stored parameter count; the per-part counts below are computed from the
+    shapes, and whatever the shapes do not explain (vision towers, biases we do not model) is
+    `other_params`, held like the embeddings.
+    """
+
+    name: str
+    layers: int
+    hidden_size: int
+    intermediate_size: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool = False
+    gated_mlp: bool = True  # SwiGLU/GeGLU: three matrices per MLP; GPT-2 style: two
+    experts: int = 0  # routed experts (0 = dense)
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0
+    shared_experts: int = 0
+    first_dense_layers: int = 0  # DeepSeek: the first k layers keep a dense MLP
+    sliding_window: int | None = None
+    sliding_layers: int = 0  # how many layers use the sliding window
+    qkv_bias: bool = False
+    params: int = 0  # total parameters as stored (0: computed from the shapes)
+    source: str = "shapes"
+    notes: tuple[str, ...] = ()
+
+    # --- parameter counts per part -------------------------------------------------------------
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def lm_head_params(self) -> int:
+        return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+
+    @property
+    def attention_params_per_layer(self) -> int:
+        q = self.hidden_size * self.heads * self.head_dim
+        kv = 2 * self.hidden_size * self.kv_heads * self.head_dim
+        o = self.heads * self.head_dim * self.hidden_size
+        bias = (self.heads + 2 * self.kv_heads) * self.head_dim if self.qkv_bias else 0
+        return q + kv + o + bias
+
+    def mlp_matrix_params(self, width: int) -> int:
+        return (3 if self.gated_mlp else 2) * self.hidden_size * width
+
+    @property
+    def moe_layers(self) -> int:
+        return max(0, self.layers - self.first_dense_layers) if self.experts else 0
+
+    @property
+    def expert_width(self) -> int:
+        return self.moe_intermediate_size or self.intermediate_size
+
+    @property
+    def mlp_params_total(self) -> int:
+        dense = (self.layers - self.moe_layers) * self.mlp_matrix_params(self.intermediate_size)
+        if not self.experts:
+            return dense
+        per_moe = (self.experts + self.shared_experts) * self.mlp_matrix_params(self.expert_width)
+        per_moe += self.hidden_size * self.experts  # router
+        return dense + self.moe_layers * per_moe
+
+    @property
+    def norm_params(self) -> int:
+        return (2 * self.layers + 1) * self.hidden_size
+
+    @property
+    def shaped_params(self) -> int:
+        """Parameters the shapes account for."""
+        return (
+            self.embedding_params
+            + self.lm_head_params
+            + self.layers * self.attention_params_per_layer
+            + self.mlp_params_total
+            + self.norm_params
+        )
+
+    @property
+    def total_params(self) -> int:
+        return self.params or self.shaped_params
+
+    @property
+    def other_params(self) -> int:
+        """Stored parameters the shapes do not explain (positive), e.g. a vision tower."""
+        return max(0, self.total_params - self.shaped_params)
+
+    @property
+    def linear_params(self) -> int:
+        """Parameters in the blocks' linear layers: what weight quantizers (bnb, GPTQ, AWQ) quantize."""
+        return self.layers * (self.attention_params_per_layer) + self.mlp_params_total
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token passes through (MoE: routed experts per token only)."""
+        if not self.experts:
+            return self.total_params
+        idle = (
+            self.moe_layers
+            * (self.experts - self.experts_per_token)
+            * self.mlp_matrix_params(self.expert_width)
+        )
+        return self.total_params - idle
+
+    @property
+    def kv_width(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def attn_width(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def active_mlp_width(self) -> int:
+        """Intermediate width one token's activations pass through in an average layer."""
+        if not self.experts:
+            return self.intermediate_size
+        moe = (self.experts_per_token + self.shared_experts) * self.expert_width
+        dense_layers = self.layers - self.moe_layers
+        return round((dense_layers * self.intermediate_size + self.moe_layers * moe) / self.layers)
+
+    def linear_shapes(self) -> list[tuple[str, int, int, int]]:
+        """(module name, in_features, out_features, count in the model) of every block linear layer."""
+        h, a, kv = self.hidden_size, self.attn_width, self.kv_width
+        shapes = [
+            ("q_proj", h, a, self.layers),
+            ("k_proj", h, kv, self.layers),
+            ("v_proj", h, kv, self.layers),
+        ]
+        shapes.append(("o_proj", a, h, self.layers))
+        dense = self.layers - self.moe_layers
+        mlp = (
+            [("gate_proj", h, 1), ("up_proj", h, 1), ("down_proj", 0, 1)]
+            if self.gated_mlp
+            else [("up_proj", h, 1), ("down_proj", 0, 1)]
+        )
+        for name, fan_in, _ in mlp:
+            for width, count in (
+                (self.intermediate_size, dense),
+                (self.expert_width, self.moe_layers * (self.experts + self.shared_experts)),
+            ):
+                if count:
+                    shapes.append((name, fan_in or width, width if fan_in else h, count))
+        return shapes
+
+    def with_notes(self, *notes: str) -> ModelSpec:
+        return replace(self, notes=(*self.notes, *notes))
+
+
+# --- building a spec ---------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    """'7B', '7e9', '1.5b', '350M' -> parameter count."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise SpecError(f"not a model size: {text!r} (use e.g. 7B, 1.5B, 350M or 7e9)")
+    value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if value < 1e5:
+        raise SpecError(f"model size {text!r} is too small to be a parameter count")
+    return int(value)
+
+
+def _shape_params(shape: dict[str, Any]) -> int:
+    spec = _from_shapes("x", shape, params=0)
+    return spec.shaped_params
+
+
+def spec_from_size(params: int, overrides: dict[str, Any] | None = None) -> ModelSpec:
+    """A spec for a bare parameter count: the nearest reference shapes, layers scaled to the size."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    name, shape = min(
+        REFERENCE_SHAPES.items(), key=lambda item: abs(math.log(_shape_params(item[1]) / params))
+    )
+    shape = {**shape, **overrides}
+    note = f"shapes not given: assumed {name}-like ({', '.join(f'{k}={v}' for k, v in shape.items())})"
+    if "layers" not in overrides:
+        base = _from_shapes(name, {**shape, "layers": 1}, params=0)
+        per_layer = base.shaped_params - base.embedding_params - base.lm_head_params - base.hidden_size
+        fixed = base.embedding_params + base.lm_head_params + base.hidden_size
+        shape["layers"] = max(1, round((params - fixed) / per_layer))
+        note += f"; layers scaled to {shape['layers']} to match {params / 1e9:.3g}B parameters"
+    spec = _from_shapes(f"{params / 1e9:.3g}B", shape, params=params, source="size")
+    return spec.with_notes(note)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)) and value > 0:
+        return int(value)
+    return None
+
+
+def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "shapes") -> ModelSpec:
+    layers = _int(shape.get("layers"))
+    hidden = _int(shape.get("hidden_size"))
+    heads = _int(shape.get("heads"))
+    if not (layers and hidden and heads):
+        missing = [k for k in ("layers", "hidden_size", "heads") if not _int(shape.get(k))]
+        raise SpecError(
+            f"model shapes incomplete: {', '.join(missing)} unknown (give --{missing[0].split('_')[0]})"
+        )
+    head_dim = _int(shape.get("head_dim")) or hidden // heads
+    kv_heads = _int(shape.get("kv_heads")) or heads
+    inter = _int(shape.get("intermediate_size")) or 4 * hidden
+    vocab = _int(shape.get("vocab_size")) or 32000
+    window = _int(shape.get("sliding_window"))
+    sliding_layers = _int(shape.get("sliding_layers"))
+    if window and sliding_layers is None:
+        sliding_layers = layers
+    return ModelSpec(
+        name=name,
+        layers=layers,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab_size=vocab,
+        tie_word_embeddings=bool(shape.get("tie_word_embeddings", False)),
+        gated_mlp=bool(shape.get("gated_mlp", True)),
+        experts=_int(shape.get("experts")) or 0,
+        experts_per_token=_int(shape.get("experts_per_token")) or 0,
+        moe_intermediate_size=_int(shape.get("moe_intermediate_size")) or 0,
+        shared_experts=_int(shape.get("shared_experts")) or 0,
+        first_dense_layers=_int(shape.get("first_dense_layers")) or 0,
+        sliding_window=window,
+        sliding_layers=sliding_layers or 0 if window else 0,
+        qkv_bias=bool(shape.get("qkv_bias", False)),
+        params=params,
+        source=source,
+    )
+
+
+def shapes_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Our shape names from a transformers config.json (any of its many spellings)."""
+    from ..inspection import architecture_from_config
+
+    shape = dict(architecture_from_config(config))
+    source = {**config, **(config.get("text_config") or {})}
+    for name, keys in _EXTRA_KEYS.items():
+        if name in shape:
+            continue
+        for key in keys:
+            if source.get(key) is not None:
+                shape[name] = source[key]
+                break
+    model_type = str(shape.get("model_type", ""))
+    if model_type == "qwen":  # Qwen v1 writes both SwiGLU branches into intermediate_size
+        shape["intermediate_size"] = (
+            _int(shape.get("intermediate_size", 0)) and shape["intermediate_size"] // 2
+        )
+    act = str(shape.get("hidden_act", "silu")).lower()
+    shape["gated_mlp"] = model_type not in (
+        "gpt2",
+        "gpt_neox",
+        "gptj",
+        "opt",
+        "bloom",
+        "falcon",
+        "phi",
+        "bert",
+    ) and ("gelu_new" not in act)
+    if model_type in ("chatglm",) and shape.get("intermediate_size"):
+        shape["gated_mlp"] = True
+    if model_type == "chatglm" and not source.get("multi_query_attention", True):
+        shape["kv_heads"] = shape.get("heads")
+    window = _int(shape.get("sliding_window"))
+    if window and shape.get("use_sliding_window") is False and model_type.startswith("qwen"):
+        window = None  # Qwen2 configs carry a window they do not use
+    if window:
+        shape["sliding_window"] = window
+        layer_types = shape.get("layer_types")
+        if isinstance(layer_types, list):
+            shape["sliding_layers"] = sum(1 for t in layer_types if "sliding" in str(t))
+        elif _int(shape.get("sliding_window_pattern")):
+            pattern = int(shape["sliding_window_pattern"])  # Gemma: every pattern-th layer is global
+            shape["sliding_layers"] = int(shape["layers"]) - int(shape["layers"]) // pattern
+        elif model_type.startswith("gemma2"):
+            shape["sliding_layers"] = int(shape["layers"]) // 2
+    else:
+        shape.pop("sliding_window", None)
+    return shape
+
+
+def spec_from_config(config: dict[str, Any], name: str = "config.json", params: int = 0) -> ModelSpec:
+    shape = shapes_from_config(config)
+    spec = _from_shapes(name, shape, params=params, source="config.json")
+    notes = []
+    if not _int(shape.get("intermediate_size")):
+        notes.append("intermediate_size not in the config: assumed 4 × hidden")
+    if not _int(shape.get("vocab_size")):
+        notes.append("vocab_size not in the config: assumed 32000")
+    return spec.with_notes(*notes)
+
+
+def spec_from_path(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> tuple[ModelSpec, dict[str, Any]]:
+    """A spec from a model file, a model folder or a config.json; also what inspect found.
+
+    Returns (spec, facts): facts has the stored parameter count, parameters per dtype and the
+    quantization inspect reported, which decide the default `--weights`.
+    """
+    from ..inspection import inspect
+
+    p = Path(path)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if p.is_file() and p.name.endswith(".json"):
+        try:
+            config = json.loads(p.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"cannot read {p.name}: {exc}") from None
+        if not isinstance(config, dict):
+            raise SpecError(f"{p.name} is not a config object")
+        shape = {**shapes_from_config(config), **overrides}
+        spec = _from_shapes(p.parent.name or p.name, shape, params=0, source="config.json")
+        return spec, {"torch_dtype": shape.get("torch_dtype")}
+    info = inspect(p)
+    stored = info.parameter_count
+    facts: dict[str, Any] = {
+        "format": info.format,
+        "stored_parameters": stored,
+        "parameters_by_dtype": info.parameters_by_dtype,
+        "quantization": info.quantization,
+        "torch_dtype": info.architecture.get("torch_dtype"),
+    }
+    logical = (info.quantization or {}).get("logical_parameter_count") or stored
+    shape = dict(info.architecture)
+    if info.architecture.get("source") == "config.json":
+        folder = p if p.is_dir() else p.parent
+        with contextlib.suppress(OSError, ValueError):
+            shape = shapes_from_config(json.loads((folder / "config.json").read_bytes()))
+    shape.update(overrides)
+    if not _int(shape.get("layers")) or not _int(shape.get("hidden_size")) or not _int(shape.get("heads")):
+        spec = spec_from_size(int(logical), overrides)
+        return replace(spec, name=p.name, source=info.format).with_notes(
+            "no config.json or architecture keys next to the weights"
+        ), facts
+    spec = _from_shapes(
+        p.name, shape, params=int(logical), source=f"{info.format} + {shape.get('source', 'flags')}"
+    )
+    return spec, facts
