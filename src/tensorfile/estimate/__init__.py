@@ -74,8 +74,11 @@ def default_weights(facts: dict[str, Any]) -> str | None:
     if method == "bitsandbytes" or method.startswith("bnb"):
         bits = quant.get("bits")
         return "int8" if bits == 8 else "nf4"
-    if method == "gguf" and quant.get("file_type"):
-        return f"gguf:{quant['file_type']}"
+    if method == "gguf":
+        types = {k: v for k, v in (quant.get("types") or {}).items() if k not in ("F32", "F16", "BF16")}
+        chosen = quant.get("file_type") or (max(types, key=lambda k: types[k]) if types else None)
+        if chosen:
+            return f"gguf:{chosen}"
     by_dtype = facts.get("parameters_by_dtype") or {}
     floats = {k: v for k, v in by_dtype.items() if k in ("F32", "F16", "BF16")}
     if floats:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .run import RunSpec
 from .spec import ModelSpec
-from .weights import weight_bytes
+from .weights import QUANT_METHODS, weight_bytes
 
 GIB = 1024**3
 MIB = 1024**2
@@ -108,17 +108,9 @@ def layer_activation_bytes(
     # SwiGLU keeps the gate output (for SiLU), the SiLU output and the up output (for the product)
     terms["mlp"] = c * (3 if spec.gated_mlp else 2) * width
     if run.method in ("lora", "qlora"):
-        fan_in = {
-            "q_proj": h,
-            "k_proj": h,
-            "v_proj": h,
-            "o_proj": a,
-            "gate_proj": h,
-            "up_proj": h,
-            "down_proj": width,
-        }
-        per_token = sum(fan_in.get(t, h) for t in run.lora_targets)
-        terms["lora inputs"] = (c + 1 if run.lora_dropout else c) * per_token  # dropped copy + mask
+        # per token: each wrapped layer's input, dropped out into a copy (+ its mask) for LoRA A
+        per_token = sum(fan_in * n for fan_in, _, n in spec.lora_modules(run.lora_targets)) / spec.layers
+        terms["lora inputs"] = (c + 1 if run.lora_dropout else c) * per_token
     total = b * seq * sum(terms.values())
     formula = "b·s·(" + " + ".join(f"{k} {v / max(1, h):.2g}h" for k, v in terms.items()) + ")"
     return total, formula
@@ -207,14 +199,22 @@ def _inference(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     logit_tokens = s if run.logits == "all" else 1
     logits_prefill = b * logit_tokens * spec.vocab_size * (c + 4)  # logits, then their fp32 copy
     dequant = 0.0
-    if run.weights in ("int8", "nf4", "nf4-dq", "fp4", "gptq", "awq", "int4"):
+    if run.weights in QUANT_METHODS:
         biggest = max(fan_in * out for _, fan_in, out, _ in spec.linear_shapes())
         dequant = biggest * c  # kernels dequantize one matrix at a time for prompt processing
     prefill = kv_prompt + act_prefill + logits_prefill + dequant
     # Decoding: the cache at full length plus one layer's cache copied when it grows (torch.cat).
-    growth = kv_full / spec.layers if run.gen_tokens else 0.0
-    logits_decode = b * spec.vocab_size * (c + 4 + 4) if run.gen_tokens else 0.0
-    decode = kv_full + growth + logits_decode
+    # A legacy tuple cache is rebuilt by torch.cat each step while the caller still holds the old
+    # one: two full caches at the end of a step. DynamicCache replaces one layer at a time.
+    # The first new token comes from the prompt pass; decoding steps start with the second.
+    if run.gen_tokens <= 1:
+        growth = 0.0
+    elif run.cache == "legacy":
+        growth = kv_full
+    else:
+        growth = kv_full / spec.layers
+    logits_decode = b * spec.vocab_size * (c + 4 + 4) if run.gen_tokens > 1 else 0.0
+    decode = kv_full + growth + logits_decode if run.gen_tokens > 1 else 0.0
     parts = [weights]
     if prefill >= decode:
         phase = "prompt processing (prefill)"
@@ -238,7 +238,16 @@ def _inference(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     else:
         phase = "generation (decode)"
         parts += [
-            Part("KV cache", _split(kv_full + growth, run), kv_formula + " (+ one layer while it grows)"),
+            Part(
+                "KV cache",
+                _split(kv_full + growth, run),
+                kv_formula
+                + (
+                    " × 2 (old and new tuple cache)"
+                    if run.cache == "legacy"
+                    else " (+ one layer while it grows)"
+                ),
+            ),
             Part("logits", logits_decode, "b·V·(c+4+4): last-token logits, fp32 copy, softmax for sampling"),
         ]
     other = {"prefill": prefill + weights.bytes, "decode": decode + weights.bytes}
@@ -278,17 +287,19 @@ def _trainable(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
     if run.method == "full":
         return float(spec.total_params), "all parameters"
     if run.method in ("lora", "qlora"):
-        shapes = {name: (fan_in, out, count) for name, fan_in, out, count in spec.linear_shapes()}
-        count = 0
-        for target in run.lora_targets:
-            for name, fan_in, out, n in spec.linear_shapes():
-                if name == target:
-                    count += run.lora_r * (fan_in + out) * n
-        if not count and shapes:
-            raise_targets = ", ".join(sorted(shapes))
+        modules = spec.lora_modules(run.lora_targets)
+        if not modules:
             from .run import RunError
 
-            raise RunError(f"--lora-targets match no layer; this model has {raise_targets}")
+            names = sorted({name for name, *_ in spec.linear_shapes()})
+            raise RunError(f"--lora-targets match no layer; this model has {', '.join(names)}")
+        count = sum(run.lora_r * (fan_in + out) * n for fan_in, out, n in modules)
+        # PEFT's modules_to_save: a full trainable copy of the embeddings / output layer
+        saved = set(run.lora_targets) & {"wte", "embed_tokens", "word_embeddings", "lm_head", "output"}
+        if saved & {"wte", "embed_tokens", "word_embeddings"}:
+            count += spec.embedding_params
+        if saved & {"lm_head", "output"}:
+            count += spec.lm_head_params or spec.embedding_params
         return float(count), f"r {run.lora_r} × (in + out) over {', '.join(run.lora_targets)}"
     if run.method == "prompt":
         return float(run.virtual_tokens * spec.hidden_size), "virtual tokens × h"
@@ -316,7 +327,8 @@ def _optimizer_bytes(
 def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     c, b = run.compute_bytes, run.batch
     n = run.gpus
-    shard = run.sharding if n > 1 else "none"
+    # DeepSpeed keeps its own mixed-precision layout even on one GPU; DDP/FSDP on one GPU are plain.
+    shard = run.sharding if n > 1 or run.sharding.startswith("zero") else "none"
     trainable, trainable_formula = _trainable(spec, run)
     frozen = run.method != "full"
     seq = run.seq_len + (run.virtual_tokens if run.method == "prompt" else 0)
@@ -345,7 +357,7 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         w = weight_bytes(spec, run.weights, c)
         plain = w.plain
         if run.method == "qlora":  # prepare_model_for_kbit_training casts the unquantized rest to fp32
-            plain = (spec.total_params - spec.linear_params) * 4.0
+            plain = max(0, spec.total_params - spec.linear_params) * 4.0
         weights = w.quantized + plain + trainable * 4.0  # adapters in fp32 (PEFT's autocast_adapter_dtype)
         weights_formula = w.formula + f" + adapters {int(trainable):,} × 4 B"
         param_bytes = grad_bytes = state_bytes = 4.0
@@ -366,8 +378,12 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     if shard in ("zero3", "fsdp"):
         weights /= n
         # parameters gathered for the layers being computed (current + prefetched)
+        # ZeRO-3 keeps up to stage3_max_live_parameters (default 1e9) gathered; FSDP two layers
         layer = (spec.total_params - spec.embedding_params - spec.lm_head_params) / spec.layers
-        gathered = 2 * layer * param_bytes + max(spec.embedding_params, spec.lm_head_params) * param_bytes
+        if shard == "zero3":
+            gathered = min(spec.total_params, run.zero3_live_params) * param_bytes
+        else:
+            gathered = 2 * layer * param_bytes + max(spec.embedding_params, spec.lm_head_params) * param_bytes
     host = 0.0
     if run.offload == "cpu":
         host += optimizer + (grads if shard in ("zero2", "zero3") else 0.0)
@@ -379,16 +395,21 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
             weights = 0.0
         notes.append(f"offload: {host / GIB:.1f} GiB of optimizer state in host memory")
     ddp_buckets = trainable * grad_bytes if shard == "ddp" else 0.0
+    ds_buckets = 0.0
+    if deepspeed:
+        # DeepSpeed's docs: with overlap_comm, 4.5 × (allgather + reduce bucket) of 16-bit elements
+        factor = 2 * 2 * 4.5 if shard in ("zero1", "zero2") else 2 * 2
+        ds_buckets = min(run.ds_bucket * factor, 2 * trainable * 2 * 4.5)
 
     # activations and logits for one micro-batch
     acts, one_layer, act_formula = _training_activations(spec, run, seq, frozen, residual)
     acts /= 1  # activations are per GPU: the micro-batch is per GPU
-    logit_bytes = 2 * c + 8  # 16-bit logits, fp32 copy, log-softmax, and its gradient in backward
+    # 16-bit logits, their fp32 copy, the log-softmax and its gradient; without the upcast (older
+    # remote code) the logits, their shifted copy, the log-softmax and its gradient in 16 bit.
+    logit_bytes = 2 * c + 8 if run.loss_upcast else 4 * c
     logits = b * seq * spec.vocab_size * logit_bytes
     dequant = 0.0
-    if run.method == "qlora" or (
-        frozen and run.weights in ("int8", "nf4", "nf4-dq", "fp4", "gptq", "awq", "int4")
-    ):
+    if run.method == "qlora" or (frozen and run.weights in QUANT_METHODS):
         biggest = max(fan_in * out for _, fan_in, out, _ in spec.linear_shapes())
         dequant = 2 * biggest * c  # forward and backward dequantize a matrix into the compute dtype
 
@@ -407,9 +428,21 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         parts_static.append(
             p("DDP gradient buckets", ddp_buckets, "a second copy of the gradients for all-reduce")
         )
+    if ds_buckets:
+        parts_static.append(
+            p(
+                "DeepSpeed buckets",
+                ds_buckets,
+                f"{run.ds_bucket:.0e} elements × 2 B × 2 buckets × 4.5 (overlap_comm)",
+            )
+        )
     if gathered:
         parts_static.append(
-            p("gathered parameters", gathered, "two layers' full parameters (current + prefetch)")
+            p(
+                "gathered parameters",
+                gathered,
+                "ZeRO-3 live parameters (≤ 1e9) / FSDP: two layers + embeddings",
+            )
         )
     # Phase 1: start of backward — all activations, logits and their gradient alive, few gradients yet.
     head_grads = (
@@ -422,7 +455,7 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
             f"{spec.linear_params:,} linear params × {c:g} B cached by autocast",
         ),
         p("activations", acts, act_formula),
-        p("logits", logits, f"b·s·V·(2c+8) with s={seq}, V={spec.vocab_size}"),
+        p("logits", logits, f"b·s·V·{logit_bytes:g} B with s={seq}, V={spec.vocab_size}"),
         p(
             "gradients",
             head_grads / (n if shard in ("zero2", "zero3", "fsdp") else 1),
@@ -442,11 +475,21 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     ]
     # Phase 3: optimizer step — gradients plus the foreach implementation's temporary.
     step_tmp = trainable * state_bytes if run.optimizer == "adamw" and not run.offload else 0.0
+    if (
+        deepspeed and run.method == "full"
+    ):  # fused Adam, but the fp32 gradient partition is built for the step
+        step_tmp = trainable * 4.0 if not run.offload else 0.0
     if shard in ("zero1", "zero2", "zero3", "fsdp"):
         step_tmp /= n
     step = [
         p("gradients", grads, f"trainable {int(trainable):,} × {grad_bytes:g} B"),
-        p("optimizer step temporaries", step_tmp, "torch AdamW (foreach) keeps sqrt(v) for every parameter"),
+        p(
+            "optimizer step temporaries",
+            step_tmp,
+            "fp32 gradient partition (DeepSpeed)"
+            if deepspeed
+            else "torch AdamW (foreach) keeps sqrt(v) per parameter",
+        ),
     ]
     phases = {"start of backward": backward, "end of backward": late, "optimizer step": step}
     totals = {name: sum(x.bytes for x in ps) for name, ps in phases.items()}

@@ -27,7 +27,6 @@ class EstimateReport:
         model.update(
             total_params=spec.total_params,
             active_params=spec.active_params,
-            trainable_params=None,
             notes=list(spec.notes),
         )
         run = {k: v for k, v in asdict(est.run).items() if k not in ("extra",)}
@@ -85,6 +84,8 @@ def render_estimate(console: Any, report: EstimateReport, explain: bool = False)
     from rich.table import Table
     from rich.text import Text
 
+    from ..render import human_count
+
     est = report.estimate
     spec, run = est.model, est.run
     shape = (
@@ -94,7 +95,9 @@ def render_estimate(console: Any, report: EstimateReport, explain: bool = False)
     if spec.experts:
         shape += f", {spec.experts} experts ({spec.experts_per_token} active)"
     console.print(
-        Text.assemble(("model  ", "bold"), f"{spec.name}: {spec.total_params / 1e9:.2f}B parameters; {shape}")
+        Text.assemble(
+            ("model  ", "bold"), f"{spec.name}: {human_count(spec.total_params)} parameters; {shape}"
+        )
     )
     what = f"{run.task}, {run.method}, weights {run.weights}"
     if run.training:

@@ -59,8 +59,12 @@ class RunSpec:
     offload: str | None = None  # "cpu": optimizer states (and zero3 parameters) in host memory
     counter: str = "nvidia-smi"
     logits: str = "last"  # inference prefill: "last" (transformers ≥ 4.45) or "all" (older ones)
+    loss_upcast: bool = True  # transformers computes the loss on fp32 logits; older remote code does not
+    cache: str = "dynamic"  # "legacy": tuple caches (transformers < 4.36, remote code) rebuilt every step
     engine: str = "auto"  # transformers | llama.cpp (auto: llama.cpp for gguf weights)
     cuda_context_gib: float = 0.5
+    zero3_live_params: float = 1e9  # DeepSpeed stage3_max_live_parameters
+    ds_bucket: float = 2e8  # DeepSpeed reduce/allgather bucket size in elements (common configs: 2e8-5e8)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +139,7 @@ def make_run(**settings: Any) -> RunSpec:
     if run.kv_dtype is not None:
         _check(run.kv_dtype, tuple(KV_DTYPES), "--kv-dtype")
     _check(run.logits, ("last", "all"), "--logits")
+    _check(run.cache, ("dynamic", "legacy"), "--cache")
     _check(run.engine, ("auto", "transformers", "llama.cpp"), "--engine")
     for name in ("batch", "seq_len", "gpus"):
         if int(getattr(run, name)) < 1:
@@ -143,14 +148,14 @@ def make_run(**settings: Any) -> RunSpec:
         raise RunError("--gen-tokens and --virtual-tokens must be >= 0, --lora-r >= 1")
     if run.method != "full" and run.task == "inference":
         raise RunError(f"--method {run.method} is a training method; use --task train")
-    if run.method == "qlora" and run.weights not in ("nf4", "nf4-dq", "fp4"):
-        raise RunError("--method qlora holds the base in 4 bit: --weights nf4, nf4-dq or fp4")
+    if run.method == "qlora" and run.weights not in ("nf4", "nf4-dq", "fp4", "int4", "gptq", "awq"):
+        raise RunError("--method qlora trains over a 4-bit base: --weights nf4, nf4-dq, fp4, gptq or awq")
     if run.task == "train" and run.method == "full" and run.weights not in ("fp32", "fp16", "bf16"):
         raise RunError(
             "full fine-tuning needs unquantized weights; use --method lora/qlora for quantized bases"
         )
     if run.offload and run.offload != "cpu":
         raise RunError("--offload takes only 'cpu'")
-    if run.gpus == 1 and run.sharding not in ("none", "ddp"):
+    if run.gpus == 1 and run.sharding in ("ddp", "fsdp"):
         run = replace(run, extra={**run.extra, "note": f"{run.sharding} on one GPU shards nothing"})
     return run

@@ -245,6 +245,36 @@ class ModelSpec:
                     shapes.append((name, fan_in or width, width if fan_in else h, count))
         return shapes
 
+    def lora_modules(self, targets: tuple[str, ...]) -> list[tuple[int, int, int]]:
+        """(in, out, count) of the linear layers LoRA wraps for these target names.
+
+        Besides the Llama names, the fused and older spellings are understood: c_attn /
+        query_key_value / qkv_proj / Wqkv (one fused q,k,v layer), c_proj (Qwen v1 and GPT-2: the
+        attention output and the MLP output), w1/w2 (Qwen v1 gate/up), dense (attention output),
+        dense_h_to_4h / fc1 / c_fc, dense_4h_to_h / fc2, out_proj.
+        """
+        by_name: dict[str, list[tuple[int, int, int]]] = {}
+        for name, fan_in, out, count in self.linear_shapes():
+            by_name.setdefault(name, []).append((fan_in, out, count))
+        qkv = [(self.hidden_size, self.attn_width + 2 * self.kv_width, self.layers)]
+        up_width = 2 if self.gated_mlp else 1
+        fused_up = [(fan_in, out * up_width, count) for fan_in, out, count in by_name.get("up_proj", [])]
+        aliases: dict[str, list[tuple[int, int, int]]] = {
+            **by_name,
+            "c_attn": qkv, "query_key_value": qkv, "qkv_proj": qkv, "wqkv": qkv,
+            "c_proj": by_name.get("o_proj", []) + by_name.get("down_proj", []),
+            "w1": by_name.get("gate_proj", by_name.get("up_proj", [])), "w2": by_name.get("up_proj", []),
+            "dense": by_name.get("o_proj", []), "out_proj": by_name.get("o_proj", []),
+            "dense_h_to_4h": fused_up, "fc1": by_name.get("up_proj", []), "c_fc": by_name.get("up_proj", []),
+            "dense_4h_to_h": by_name.get("down_proj", []), "fc2": by_name.get("down_proj", []),
+            "q": by_name.get("q_proj", []), "k": by_name.get("k_proj", []), "v": by_name.get("v_proj", []),
+            "o": by_name.get("o_proj", []), "wi": by_name.get("up_proj", []), "wo": by_name.get("down_proj", []),
+        }  # fmt: skip
+        chosen: list[tuple[int, int, int]] = []
+        for target in targets:
+            chosen.extend(aliases.get(target.lower() if target.lower() == "wqkv" else target, []))
+        return chosen
+
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=(*self.notes, *notes))
 
@@ -321,7 +351,7 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
         head_dim=head_dim,
         vocab_size=vocab,
         tie_word_embeddings=bool(shape.get("tie_word_embeddings", False)),
-        gated_mlp=bool(shape.get("gated_mlp", True)),
+        gated_mlp=bool(shape["gated_mlp"]) if "gated_mlp" in shape else gated_mlp(shape.get("model_type")),
         experts=_int(shape.get("experts")) or 0,
         experts_per_token=_int(shape.get("experts_per_token")) or 0,
         moe_intermediate_size=_int(shape.get("moe_intermediate_size")) or 0,
@@ -333,6 +363,18 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
         params=params,
         source=source,
     )
+
+
+# Model types whose MLP is two matrices with a plain activation (GELU/ReLU), not SwiGLU/GeGLU.
+_PLAIN_MLP = frozenset(("gpt2", "gpt_bigcode", "starcoder", "gpt_neox", "gptj", "gpt_neo", "opt", "bloom", "falcon",
+                        "phi", "bert", "roberta", "t5", "mpt"))  # fmt: skip
+
+
+def gated_mlp(model_type: str | None, act: str | None = None) -> bool:
+    """Whether the MLP has a gate (three matrices): SwiGLU/GeGLU models do, GPT-2-style ones do not."""
+    if model_type in _PLAIN_MLP:
+        return False
+    return not str(act or "").lower().startswith("gelu_new")
 
 
 def shapes_from_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -354,18 +396,7 @@ def shapes_from_config(config: dict[str, Any]) -> dict[str, Any]:
             _int(shape.get("intermediate_size", 0)) and shape["intermediate_size"] // 2
         )
     act = str(shape.get("hidden_act", "silu")).lower()
-    shape["gated_mlp"] = model_type not in (
-        "gpt2",
-        "gpt_neox",
-        "gptj",
-        "opt",
-        "bloom",
-        "falcon",
-        "phi",
-        "bert",
-    ) and ("gelu_new" not in act)
-    if model_type in ("chatglm",) and shape.get("intermediate_size"):
-        shape["gated_mlp"] = True
+    shape["gated_mlp"] = gated_mlp(model_type, act)
     if model_type == "chatglm" and not source.get("multi_query_attention", True):
         shape["kv_heads"] = shape.get("heads")
     window = _int(shape.get("sliding_window"))

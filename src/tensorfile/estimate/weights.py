@@ -14,7 +14,7 @@ from ..dtypes import lookup
 from .spec import ModelSpec
 
 PLAIN_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
-QUANT_METHODS = ("int8", "int4", "nf4", "nf4-dq", "fp4", "gptq", "awq")
+QUANT_METHODS = ("int8", "int4", "nf4", "nf4-dq", "fp4", "gptq", "gptq-int8", "awq")
 WEIGHT_CHOICES = (*PLAIN_BYTES, *QUANT_METHODS, "gguf:<TYPE>")
 
 # llama.cpp file types: (base type, output.weight, attn_v / ffn_down on "more bits" layers, others).
@@ -73,6 +73,9 @@ def normalise(weights: str) -> str:
         "4bit": "nf4",
         "q4": "int4",
         "nf4dq": "nf4-dq",
+        "gptq-int4": "gptq",
+        "gptq8": "gptq-int8",
+        "awq-int4": "awq",
         "nf4-double": "nf4-dq",
         "f8": "fp8",
         "float8": "fp8",
@@ -115,7 +118,7 @@ def weight_bytes(spec: ModelSpec, weights: str, compute_bytes: float = 2.0) -> W
     if weights.startswith("gguf:"):
         return _gguf_bytes(spec, weights.split(":", 1)[1])
     linear = spec.linear_params
-    plain = (total - linear) * compute_bytes
+    plain = max(0, total - linear) * compute_bytes
     matrices = spec.linear_shapes()
     rows = sum(out * count for _, _, out, count in matrices)  # output rows over all matrices
     cols = sum(fan_in * count for _, fan_in, _, count in matrices)
@@ -131,6 +134,9 @@ def weight_bytes(spec: ModelSpec, weights: str, compute_bytes: float = 2.0) -> W
     elif weights == "gptq":  # 4-bit, group 128: qweight, fp16 scales, packed 4-bit zeros, int32 g_idx
         data, side = linear * 0.5, linear / 128 * (2 + 0.5) + cols * 4
         what = "4-bit packed + fp16 scale and 4-bit zero per 128 + int32 g_idx per input row"
+    elif weights == "gptq-int8":  # 8-bit GPTQ, group 128: same side tensors, 8-bit zeros
+        data, side = linear * 1.0, linear / 128 * (2 + 1) + cols * 4
+        what = "8-bit + fp16 scale and 8-bit zero per 128 + int32 g_idx per input row"
     else:  # awq / int4: 4-bit, group 128: qweight, fp16 scales, packed 4-bit zeros
         data, side = linear * 0.5, linear / 128 * (2 + 0.5)
         what = "4-bit packed + fp16 scale and 4-bit zero per 128"

@@ -1,0 +1,245 @@
+"""tensorfile estimate: shapes, weight bytes, the phase model, GPU fit, solvers, CLI."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tensorfile.estimate import estimate_memory, make_run, spec_from_config, spec_from_size
+from tensorfile.estimate.gpus import GPUS, find_gpu, fits, max_batch, max_context
+from tensorfile.estimate.memory import estimate
+from tensorfile.estimate.spec import parse_size
+from tensorfile.estimate.validation import check_row, load_rows
+from tensorfile.estimate.weights import weight_bytes
+
+DATA = Path(__file__).parent / "data"
+EXAMPLES = Path(__file__).parent.parent / "examples" / "models"
+
+LLAMA2_7B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "torch_dtype": "float16",
+}
+
+
+def test_config_shapes_give_the_real_parameter_count() -> None:
+    # Llama-2-7b-hf has 6,738,415,616 parameters (its safetensors index total_size / 2)
+    spec = spec_from_config(LLAMA2_7B)
+    assert spec.total_params == 6_738_415_616
+    mistral = spec_from_config({**LLAMA2_7B, "intermediate_size": 14336, "num_key_value_heads": 8,
+                                "sliding_window": 4096, "model_type": "mistral"})  # fmt: skip
+    assert mistral.total_params == 7_241_732_096
+    assert mistral.sliding_window == 4096 and mistral.sliding_layers == 32
+
+
+def test_sizes_parse_and_pick_similar_shapes() -> None:
+    assert parse_size("7B") == 7_000_000_000
+    assert parse_size("1.5b") == 1_500_000_000
+    assert parse_size("350M") == 350_000_000
+    assert parse_size("7e9") == 7_000_000_000
+    spec = spec_from_size(70_000_000_000)
+    assert spec.hidden_size == 8192 and spec.kv_heads == 8
+    assert abs(spec.shaped_params / 70e9 - 1) < 0.03
+    assert any("assumed" in note for note in spec.notes)
+    with pytest.raises(Exception, match="not a model size"):
+        parse_size("seven")
+
+
+def test_kv_cache_is_the_textbook_formula() -> None:
+    spec = spec_from_config(LLAMA2_7B)
+    est = estimate(spec, make_run(seq_len=100, gen_tokens=3996, counter="allocated", cache="dynamic"))
+    kv = 2 * 32 * 4096 * 4096 * 2  # 2 × layers × kv width × tokens × bytes
+    assert est.phase == "generation (decode)"
+    assert est.breakdown["KV cache"] == pytest.approx(kv * (1 + 1 / 32))  # + one layer while it grows
+    gqa = spec_from_config({**LLAMA2_7B, "num_key_value_heads": 8})
+    est8 = estimate(gqa, make_run(seq_len=100, gen_tokens=3996, counter="allocated", kv_dtype="fp8"))
+    assert est8.breakdown["KV cache"] == pytest.approx(kv / 4 / 2 * (1 + 1 / 32))
+
+
+def test_sliding_window_caps_the_cache() -> None:
+    mistral = spec_from_config({**LLAMA2_7B, "num_key_value_heads": 8, "sliding_window": 4096})
+    short = estimate(mistral, make_run(seq_len=5000, gen_tokens=96)).breakdown["KV cache"]
+    long = estimate(mistral, make_run(seq_len=32000, gen_tokens=96)).breakdown["KV cache"]
+    assert long == pytest.approx(short)
+    assert short == pytest.approx(2 * 32 * 1024 * 4096 * 2)  # window tokens, not the prompt
+
+
+def test_quantized_weights_count_their_side_tensors() -> None:
+    spec = spec_from_config(LLAMA2_7B)
+    linear = spec.linear_params
+    rest = spec.total_params - linear
+    nf4 = weight_bytes(spec, "nf4")
+    assert nf4.total == pytest.approx(linear * (0.5 + 4 / 64) + rest * 2)
+    dq = weight_bytes(spec, "nf4-dq")
+    assert dq.total < nf4.total
+    assert weight_bytes(spec, "int8").total == pytest.approx(
+        linear + rest * 2 + 4 * (32 * (3 * 4096 + 4096 + 2 * 11008 + 4096))
+    )
+    awq = weight_bytes(spec, "awq")
+    assert awq.bits_per_weight == pytest.approx(4 + 2.5 * 8 / 128)
+    q4km = weight_bytes(spec, "gguf:Q4_K_M")
+    # llama.cpp's Q4_K_M of Llama-2-7B is 4.08 GB on disk
+    assert q4km.total / 1e9 == pytest.approx(4.08, rel=0.03)
+    assert q4km.kept_on_host > 0  # token_embd stays on the CPU
+
+
+def test_training_phases_and_sharding() -> None:
+    spec = spec_from_config(LLAMA2_7B)
+    full = estimate(spec, make_run(task="train", weights="fp32", precision="amp", counter="allocated"))
+    p = spec.total_params
+    assert full.breakdown["weights"] == 4 * p and full.breakdown["optimizer states"] == 8 * p
+    assert full.phase in ("optimizer step", "start of backward", "end of backward")
+    assert full.per_gpu_bytes > 16 * p
+    z3 = estimate(spec, make_run(task="train", weights="bf16", gpus=8, sharding="zero3", counter="allocated"))
+    assert z3.per_gpu_bytes < full.per_gpu_bytes / 3
+    ckpt = estimate(spec, make_run(task="train", method="lora", seq_len=4096, grad_ckpt=True))
+    plain = estimate(spec, make_run(task="train", method="lora", seq_len=4096))
+    assert ckpt.breakdown["activations"] < plain.breakdown["activations"] / 4
+    eager = estimate(spec, make_run(task="train", method="lora", seq_len=4096, flash_attn=False))
+    assert eager.breakdown["activations"] > plain.breakdown["activations"]
+
+
+def test_counters_nest() -> None:
+    spec = spec_from_config(LLAMA2_7B)
+    run = make_run(seq_len=8192, gen_tokens=512)
+    est = estimate(spec, run)
+    assert est.bytes_for("allocated") < est.bytes_for("reserved") < est.bytes_for("nvidia-smi")
+    assert est.bytes_for("nvidia-smi") == est.per_gpu_bytes
+
+
+def test_fit_table_and_solvers_agree() -> None:
+    spec = spec_from_config(LLAMA2_7B)
+    run = make_run(seq_len=2048, gen_tokens=256)
+    table = fits(spec, run)
+    assert set(table) == {g.name for g in GPUS}
+    assert table["A100 80GB"]["fits"] and not table["RTX 3070 8GB"]["fits"]
+    assert table["RTX 3070 8GB"]["gpus_needed"] == 2
+    gpu = find_gpu("4090")
+    best = max_batch(spec, run, gpu)
+    assert best > 1
+    from dataclasses import replace
+
+    need = estimate(spec, replace(run, batch=best)).per_gpu_bytes
+    over = estimate(spec, replace(run, batch=best + 1)).per_gpu_bytes
+    assert need <= gpu.memory_bytes < over
+    context = max_context(spec, run, gpu)
+    assert context > 2048 + 256
+    with pytest.raises(Exception, match="ambiguous"):
+        find_gpu("a100")
+
+
+def test_path_inputs_read_shapes_and_dtype() -> None:
+    est = estimate_memory(EXAMPLES / "tiny-llama-q8_0.gguf")
+    assert est.run.weights == "gguf:Q8_0" and est.run.resolved_engine == "llama.cpp"
+    est = estimate_memory(EXAMPLES / "tiny-llama.safetensors")
+    assert est.model.total_params > 0
+
+
+# --- accuracy on measured peaks ------------------------------------------------------------------
+
+ROWS = load_rows(DATA / "memory_inference.json", DATA / "memory_training.json")
+# Rows the model still misses by more than 30 %, each understood or at least recorded; a new miss
+# fails the test, and so does fixing one without removing it here.
+KNOWN_MISSES = {
+    "qwen-1_8b-q-lora-seq256",
+    "qwen-72b-q-lora-seq256",
+    "qwen-72b-q-lora-seq8192",
+    "litgpt-llama2-7b-lora-fsdp2-mb1",
+    "litgpt-llama2-13b-lora-fsdp4-mb1",
+    "peft-bloomz-7b1-lora-fp32-b8-s64-zero3-offload",
+    "peft-t0-3b-lora-fp32-b8-zero3-offload",
+    "chatglm-6b-ptuningv2-int4-pre8-b1-s128",
+}
+
+
+@pytest.fixture(scope="module")
+def checked() -> list:
+    return [check_row(row) for row in ROWS]
+
+
+def test_validation_rows_are_well_formed() -> None:
+    ids = [row["id"] for row in ROWS]
+    assert len(ids) == len(set(ids)) and len(ids) >= 100
+    for row in ROWS:
+        assert row["source"]["url"].startswith("https://") and row["source"]["quote"]
+        assert str(row["measured"]["value"]).rstrip("0").rstrip(".") in row["source"]["quote"].replace(
+            ",", ""
+        ), row["id"]
+
+
+def test_inference_accuracy(checked: list) -> None:
+    errors = [abs(c.error) for c in checked if c.kind == "inference"]
+    assert len(errors) >= 70
+    assert statistics.median(errors) <= 0.08
+    assert max(errors) <= 0.30
+
+
+def test_training_accuracy(checked: list) -> None:
+    errors = [abs(c.error) for c in checked if c.kind == "training"]
+    assert statistics.median(errors) <= 0.15
+
+
+def test_peft_accuracy(checked: list) -> None:
+    errors = [abs(c.error) for c in checked if c.kind == "peft"]
+    assert statistics.median(errors) <= 0.16  # goal 0.15: see docs/ESTIMATES.md
+
+
+def test_only_known_rows_miss_by_more_than_30_percent(checked: list) -> None:
+    misses = {c.row["id"] for c in checked if abs(c.error) > 0.30}
+    assert misses == KNOWN_MISSES
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_json_has_the_documented_keys() -> None:
+    out = _cli("estimate", "7B", "--task", "train", "--method", "qlora", "--grad-ckpt", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("per_gpu_bytes", "breakdown", "counter", "fits", "quick", "formulas", "phase"):
+        assert key in data
+    assert data["per_gpu_bytes"] == sum(data["breakdown"].values())
+    assert data["fits"]["RTX 4090 24GB"]["fits"] is True
+    assert {row["setting"] for row in data["quick"]} >= {"BF16 inference", "LoRA", "QLoRA", "Prompt tuning"}
+
+
+def test_cli_text_report_and_solvers() -> None:
+    out = _cli("estimate", "8B", "--gpu", "4090", "--max-batch", "--max-context", "--explain")
+    assert out.returncode == 0, out.stderr
+    assert "KV cache" in out.stdout and "largest batch" in out.stdout and "longest context" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("seven",),
+        ("7B", "--weights", "int3"),
+        ("7B", "--gpu", "nonesuch", "--max-batch"),
+        ("7B", "--max-batch"),
+        ("7B", "--task", "inference", "--method", "lora"),
+        ("7B", "--batch", "0"),
+        ("7B", "--method", "lora", "--lora-targets", "nothing"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args: tuple[str, ...]) -> None:
+    out = _cli("estimate", *args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
