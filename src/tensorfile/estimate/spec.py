@@ -268,7 +268,8 @@ class ModelSpec:
             "dense_h_to_4h": fused_up, "fc1": by_name.get("up_proj", []), "c_fc": by_name.get("up_proj", []),
             "dense_4h_to_h": by_name.get("down_proj", []), "fc2": by_name.get("down_proj", []),
             "q": by_name.get("q_proj", []), "k": by_name.get("k_proj", []), "v": by_name.get("v_proj", []),
-            "o": by_name.get("o_proj", []), "wi": by_name.get("up_proj", []), "wo": by_name.get("down_proj", []),
+            "o": by_name.get("o_proj", []), "wi": by_name.get("up_proj", []),
+            "wo": by_name.get("down_proj", []),
         }  # fmt: skip
         chosen: list[tuple[int, int, int]] = []
         for target in targets:
@@ -366,8 +367,24 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
 
 
 # Model types whose MLP is two matrices with a plain activation (GELU/ReLU), not SwiGLU/GeGLU.
-_PLAIN_MLP = frozenset(("gpt2", "gpt_bigcode", "starcoder", "gpt_neox", "gptj", "gpt_neo", "opt", "bloom", "falcon",
-                        "phi", "bert", "roberta", "t5", "mpt"))  # fmt: skip
+_PLAIN_MLP = frozenset(
+    [
+        "gpt2",
+        "gpt_bigcode",
+        "starcoder",
+        "gpt_neox",
+        "gptj",
+        "gpt_neo",
+        "opt",
+        "bloom",
+        "falcon",
+        "phi",
+        "bert",
+        "roberta",
+        "t5",
+        "mpt",
+    ]
+)
 
 
 def gated_mlp(model_type: str | None, act: str | None = None) -> bool:

@@ -17,9 +17,8 @@ from .run import RunSpec, make_run
 from .spec import ModelSpec, _from_shapes
 
 UNIT_BYTES = {"GiB": GIB, "GB": 1e9, "MiB": 1024**2, "MB": 1e6}
-_RUN_KEYS = ("task", "method", "weights", "precision", "batch", "seq_len", "gen_tokens", "kv_dtype", "grad_ckpt",
-             "flash_attn", "optimizer", "lora_r", "lora_targets", "virtual_tokens", "gpus", "sharding", "offload",
-             "compute_dtype", "logits", "cache", "loss_upcast", "lora_dropout", "engine")  # fmt: skip
+# the setting keys a row may carry: RunSpec's fields (framework and notes are for people)
+_RUN_KEYS = frozenset(RunSpec.__dataclass_fields__) - {"counter", "extra"}
 
 
 @dataclass(frozen=True)
