@@ -367,24 +367,8 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
 
 
 # Model types whose MLP is two matrices with a plain activation (GELU/ReLU), not SwiGLU/GeGLU.
-_PLAIN_MLP = frozenset(
-    [
-        "gpt2",
-        "gpt_bigcode",
-        "starcoder",
-        "gpt_neox",
-        "gptj",
-        "gpt_neo",
-        "opt",
-        "bloom",
-        "falcon",
-        "phi",
-        "bert",
-        "roberta",
-        "t5",
-        "mpt",
-    ]
-)
+_PLAIN_MLP = frozenset(("gpt2", "gpt_bigcode", "starcoder", "gpt_neox", "gptj", "gpt_neo", "opt", "bloom"))
+_PLAIN_MLP |= {"falcon", "phi", "bert", "roberta", "t5", "mpt"}
 
 
 def gated_mlp(model_type: str | None, act: str | None = None) -> bool:
