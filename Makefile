@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench bench-scan bench-convert clean
+.PHONY: demo test lint bench bench-scan bench-convert bench-estimate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ demo: $(VENV)/.core
 	$(BIN)/tensorfile inspect examples/models/tiny-llama-q8_0.gguf --limit 8
 	$(BIN)/tensorfile inspect examples/models/training-checkpoint.ckpt
 	$(BIN)/tensorfile scan -v examples/models
+	$(BIN)/tensorfile estimate 7B --task train --method qlora --grad-ckpt --gpu 4090 --max-batch
 	out=$$(mktemp -d) && \
 	$(BIN)/tensorfile convert examples/models/pytorch_model.bin $$out/model.safetensors && \
 	$(BIN)/tensorfile diff examples/models/pytorch_model.bin $$out/model.safetensors && \
@@ -52,5 +53,11 @@ bench-scan: $(VENV)/.test .bench-venv/bin/python
 bench-convert: $(VENV)/.test
 	$(BIN)/python bench/bench_convert.py
 
+## bench-estimate: docs/ESTIMATES.md — our error on the measured rows beside the seed rules and the peer
+## tools (bench/peer_estimates.py runs accelerate, hf-mem and DeepSpeed offline in their own venv)
+bench-estimate: $(VENV)/.test
+	$(PYTHON) bench/peer_estimates.py
+	$(BIN)/python bench/estimate_table.py
+
 clean:
-	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv .bench-estimate-venv .pytest_cache .ruff_cache

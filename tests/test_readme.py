@@ -11,11 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
 # What each block prints, in README order.
 EXPECTED = [
+    "gguf:Q8_0 llama.cpp",
     "no/such/file.pt: no such file or directory",
     "F32 ['model_state_dict.weight', 'model_state_dict.bias']",
     "pickle [('info', 'sklearn.tree._classes.DecisionTreeClassifier'), ('info', 'sklearn.tree._tree.Tree')]",
     "['bias', 'weight']",
 ]
+
 
 
 def test_every_block_has_an_expectation() -> None:
