@@ -19,7 +19,6 @@ EXPECTED = [
 ]
 
 
-
 def test_every_block_has_an_expectation() -> None:
     assert len(BLOCKS) == len(EXPECTED)
 

@@ -123,6 +123,7 @@ class ModelSpec:
     qkv_bias: bool = False
     params: int = 0  # total parameters as stored (0: computed from the shapes)
     source: str = "shapes"
+    shapes_assumed: bool = False  # True when the shapes were filled from a reference model, not read
     notes: tuple[str, ...] = ()
 
     # --- parameter counts per part -------------------------------------------------------------
@@ -302,6 +303,8 @@ def _shape_params(shape: dict[str, Any]) -> int:
 def spec_from_size(params: int, overrides: dict[str, Any] | None = None) -> ModelSpec:
     """A spec for a bare parameter count: the nearest reference shapes, layers scaled to the size."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if params <= 0:
+        raise SpecError("the model has no parameters to estimate")
     name, shape = min(
         REFERENCE_SHAPES.items(), key=lambda item: abs(math.log(_shape_params(item[1]) / params))
     )
@@ -314,7 +317,7 @@ def spec_from_size(params: int, overrides: dict[str, Any] | None = None) -> Mode
         shape["layers"] = max(1, round((params - fixed) / per_layer))
         note += f"; layers scaled to {shape['layers']} to match {params / 1e9:.3g}B parameters"
     spec = _from_shapes(f"{params / 1e9:.3g}B", shape, params=params, source="size")
-    return spec.with_notes(note)
+    return replace(spec, shapes_assumed=True).with_notes(note)
 
 
 def _int(value: Any) -> int | None:
@@ -468,6 +471,8 @@ def spec_from_path(
             shape = shapes_from_config(json.loads((folder / "config.json").read_bytes()))
     shape.update(overrides)
     if not _int(shape.get("layers")) or not _int(shape.get("hidden_size")) or not _int(shape.get("heads")):
+        if not logical:
+            raise SpecError(f"{p.name} holds no tensors to estimate")
         spec = spec_from_size(int(logical), overrides)
         return replace(spec, name=p.name, source=info.format).with_notes(
             "no config.json or architecture keys next to the weights"
