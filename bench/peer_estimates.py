@@ -10,15 +10,26 @@ and a short table on stdout.
 
 Offline: no machine here reaches the Hugging Face hub, so the script serves a small fake hub on
 127.0.0.1 (a thread of this process) and points the peers at it. For each row it builds the model's
-config.json from the row's `arch` (transformers' own config class for the row's model_type when the
-parameter count matches the row, else an equivalent Llama/Mixtral config, said in the output) and
-the weight files the hub would hold: safetensors headers (sharded at 5 GB, with an index) listing
-every tensor of that architecture in the row's storage dtype -- or, for gptq/awq/int8/nf4/fp4 rows,
-the tensors those quantizers store -- and, for gguf:* rows, a GGUF header with llama.cpp's tensor
-type mix. Only headers are real; data regions are zeros produced on demand for Range requests.
-accelerate (huggingface_hub) reads HF_ENDPOINT; hf-mem hard-codes https://huggingface.co, so its
-httpx2 client gets a transport that sends the same requests (paths, Range headers) to the local
-server instead. Each peer runs in its own process over all rows.
+config.json from the row's `arch`: transformers' own config class for the row's model_type (llama,
+mistral, qwen2/3, gemma, phi, mixtral, bert, t5, bloom, gpt_bigcode...), the in-library config of
+the same layout for remote-code families (qwen, chatglm -> qwen2, with the repo's auto_map), else
+a Llama (Mixtral for MoE) stand-in; with the row's params known, the closest candidate wins and, if
+none is within 1%, the intermediate size is solved so the parameter count matches (the peers see
+only parameter counts, tensor shapes and the attention shape). The served files are that model's
+safetensors headers (sharded at 5 GB, with an index) in the row's storage dtype -- or, for
+gptq/gptq-int8/awq/int8/nf4/fp4 rows, the tensors those quantizers store -- and, for gguf:* rows, a
+GGUF header with llama.cpp's per-tensor type mix. Only headers are real; data regions are zeros
+produced on demand for Range requests. accelerate (huggingface_hub) reads HF_ENDPOINT; hf-mem
+hard-codes https://huggingface.co, so its httpx2 client gets a transport that sends the same
+requests (paths, Range headers) to the local server instead. Each peer runs in its own process.
+
+Numbers taken (each row's "what" says exactly which, and why):
+  accelerate  inference: "Total Size" for the row's dtype; full training: "Training using Adam"
+  hf-mem      inference: total_memory (weights + KV cache for max_model_len = seq_len + gen_tokens)
+  deepspeed   ZeRO-2/3 rows: the per-GPU figure of the line matching the row's offload
+"bytes" is null with the reason when the peer cannot express the row's setting (LoRA and other
+methods, optimizers other than Adam, sharding/offload, per-GPU splits, KV dtypes it lacks, no
+equivalent model); "raw" then still holds whatever the peer answered.
 
 Run (creates/updates the venv itself, then re-runs inside it; the Makefile target calls this):
 
@@ -1319,6 +1330,11 @@ def entry_accelerate(row: dict, plan: dict, ans: dict | None, repo: str) -> dict
         "meta device -- the base model WITHOUT the lm_head unless config has an auto_map -- and sums "
         "parameters+buffers at fp32, then divides by 2/4/8 for float16/int8/int4. "
     )
+    if str(row["arch"].get("model_type") or "").lower() in REMOTE_CODE:
+        base_what += (
+            "This remote-code family's repo carries an auto_map with AutoModelForCausalLM, so accelerate "
+            "builds the whole LM, head included (on the real hub it also needs --trust_remote_code). "
+        )
     if ans is None or "error" in ans:
         return {"bytes": None, "what": base_what + "peer failed", "raw": ans}
     raw = dict(ans)
@@ -1350,7 +1366,7 @@ def entry_hf_mem(row: dict, plan: dict, ans: dict | None, repo: str) -> dict:
     if ans is None or "error" in ans:
         return {"bytes": None, "what": "hf-mem failed on the served repo", "raw": ans}
     j = ans["json_output"]
-    kv = ans.get("kv_cache_dtype_resolved")
+    kv = ans.get("kv_cache_dtype_resolved") or "n/a"
     what = (
         f"`hf-mem --model-id {repo} --experimental --max-model-len {plan['max_model_len']} "
         f"--batch-size {plan['batch_size']} --kv-cache-dtype {plan['kv_cache_dtype']}"
