@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_identify import machine_line  # noqa: E402
+from bench_identify import machine_line, total_ram_gib  # noqa: E402
 from bench_inspect import llama_layer  # noqa: E402
 
 GIB = 1 << 30
@@ -388,13 +388,10 @@ def file_system(path: Path) -> str:
 
 
 def full_machine_line(work: Path) -> str:
-    ram = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line
-    )
     versions = ", ".join(
         f"{name} {importlib.metadata.version(name)}" for name in ("torch", "safetensors", "numpy")
     )
-    return f"{machine_line()}, {ram / (1 << 20):.0f} GiB RAM, {versions}, work dir on {file_system(work)}"
+    return f"{machine_line()}, {total_ram_gib():.0f} GiB RAM, {versions}, work dir on {file_system(work)}"
 
 
 def fmt_mb(mb: float) -> str:

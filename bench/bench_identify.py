@@ -93,6 +93,17 @@ def machine_line() -> str:
     )
 
 
+def total_ram_gib() -> float:
+    """Installed memory from /proc/meminfo (0.0 where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / (1 << 20)
+    except OSError:
+        pass
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=9)

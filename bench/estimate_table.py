@@ -9,12 +9,15 @@ Run: .venv/bin/python bench/estimate_table.py
 from __future__ import annotations
 
 import json
-import platform
 import statistics
+import sys
 from pathlib import Path
 
 from tensorfile.estimate.quick import seed_rule
 from tensorfile.estimate.validation import Checked, check_row, load_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_identify import machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -87,7 +90,7 @@ def main() -> None:
         "and settings per row there; schema in `tests/data/MEMORY_VALIDATION.md`). Error = estimate /",
         "measured − 1, per GPU (or summed where the source sums), for the counter the source measured.",
         "",
-        f"Machine: {platform.platform()}, Python {platform.python_version()}.",
+        f"Machine: {machine_line()}.",
         "",
         "## Median absolute error",
         "",

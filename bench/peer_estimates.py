@@ -42,7 +42,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import struct
 import subprocess
@@ -53,6 +52,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from bench_identify import machine_line, total_ram_gib  # stdlib-only: importable inside the peers' venv
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".bench-estimate-venv"
@@ -98,27 +99,8 @@ def ensure_venv() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def machine_line() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown RAM"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / (1 << 20):.1f} GiB RAM"
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.machine()}, {cpu}, {os.cpu_count()} cores, {ram}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
+def machine() -> str:
+    return f"{machine_line()}, {total_ram_gib():.1f} GiB RAM"
 
 
 def versions() -> dict[str, str]:
@@ -1645,7 +1627,7 @@ def main() -> None:
         }
 
     result = {
-        "machine": machine_line(),
+        "machine": machine(),
         "versions": versions(),
         "row_files": used,
         "deepspeed_source": "real package (deepspeed 0.19.8 installed with DS_BUILD_OPS=0, CPU accelerator)",

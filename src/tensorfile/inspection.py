@@ -48,12 +48,12 @@ def inspect(path: str | os.PathLike[str]) -> ModelInfo:
         raise UnsupportedError(f"inspect does not read {ident.format} files yet", p)
     info = inspector(p, ident)
     if not info.architecture:
-        info.architecture = architecture_from_config(_config_near(p))
+        info.architecture = architecture_from_config(config_near(p))
     info.warnings = [*ident.warnings, *info.warnings]
     return info
 
 
-def _config_near(path: Path) -> dict[str, Any] | None:
+def config_near(path: Path) -> dict[str, Any] | None:
     import json
 
     folder = path if path.is_dir() else path.parent

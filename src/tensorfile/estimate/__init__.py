@@ -16,7 +16,7 @@ from typing import Any
 
 from .memory import MemoryEstimate, Part, estimate
 from .run import RunSpec, make_run
-from .spec import ModelSpec, parse_size, spec_from_config, spec_from_path, spec_from_size
+from .spec import ModelSpec, SpecError, parse_size, spec_from_config, spec_from_path, spec_from_size
 
 __all__ = [
     "MemoryEstimate",
@@ -57,10 +57,8 @@ def describe_model(model: str | Path | ModelSpec, **shape: Any) -> tuple[ModelSp
     if not Path(text).exists():
         try:
             size = parse_size(text)
-        except Exception:
-            from ..errors import TensorfileError
-
-            raise TensorfileError(f"{text}: no such file or folder, and not a size like 7B") from None
+        except SpecError:
+            raise SpecError(f"{text}: no such file or folder, and not a size like 7B") from None
         return spec_from_size(size, overrides), {}
     return spec_from_path(text, overrides)
 

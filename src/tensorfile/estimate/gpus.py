@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..errors import TensorfileError
-from .memory import GIB, MIB, MemoryEstimate, estimate
+from .memory import GIB, MIB, estimate
 from .run import RunSpec
 from .spec import ModelSpec
 
@@ -149,8 +149,3 @@ def max_context(spec: ModelSpec, run: RunSpec, gpu: GPU) -> int:
         lambda t: _need(spec, replace(run, seq_len=max(1, t - gen))) <= gpu.memory_bytes, gen + 1, 1 << 24
     )
     return total
-
-
-def describe_fit(est: MemoryEstimate, gpu: GPU) -> str:
-    need = _need(est.model, est.run)
-    return f"{gpu.name}: needs {need / GIB:.1f} GiB of {gpu.memory_bytes / GIB:.1f} GiB"

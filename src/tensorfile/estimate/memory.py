@@ -11,7 +11,7 @@ c bytes of the compute dtype.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .run import RunSpec
@@ -60,13 +60,7 @@ class MemoryEstimate:
 
     def bytes_for(self, counter: str) -> int:
         """The peak as another counter would show it (allocated ⊂ reserved ⊂ nvidia-smi)."""
-        from dataclasses import replace
-
         return estimate(self.model, replace(self.run, counter=counter)).per_gpu_bytes
-
-
-def _fmt(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
 
 
 def _margin_bytes(parts: list[Part]) -> float:
@@ -260,7 +254,7 @@ def _inference(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
 def _llama_cpp(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     w = weight_bytes(spec, run.weights, 2.0)
     tokens = run.seq_len + run.gen_tokens
-    kv_run = run if run.kv_dtype else _with_kv(run, "fp16")
+    kv_run = run if run.kv_dtype else replace(run, kv_dtype="fp16")  # llama.cpp's default cache type
     kv, kv_formula = _kv_cache(spec, kv_run, tokens)
     ubatch = min(512, run.seq_len)
     # llama.cpp's compute buffer: logits for a micro-batch, K·Q scores without flash attention
@@ -277,13 +271,8 @@ def _llama_cpp(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     return MemoryEstimate(spec, run, parts, "whole context", host_bytes=w.kept_on_host)
 
 
-def _with_kv(run: RunSpec, kv: str) -> RunSpec:
-    from dataclasses import replace
-
-    return replace(run, kv_dtype=kv)
-
-
-def _trainable(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
+def trainable_params(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
+    """(parameters the method trains, how they were counted)."""
     if run.method == "full":
         return float(spec.total_params), "all parameters"
     if run.method in ("lora", "qlora"):
@@ -329,11 +318,10 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     n = run.gpus
     # DeepSpeed keeps its own mixed-precision layout even on one GPU; DDP/FSDP on one GPU are plain.
     shard = run.sharding if n > 1 or run.sharding.startswith("zero") else "none"
-    trainable, trainable_formula = _trainable(spec, run)
+    trainable, trainable_formula = trainable_params(spec, run)
     frozen = run.method != "full"
     seq = run.seq_len + (run.virtual_tokens if run.method == "prompt" else 0)
     notes: list[str] = []
-    parts_static: list[Part] = []
     deepspeed = shard in ("zero1", "zero2", "zero3")
 
     # weights, their 16-bit copies, gradients and optimizer states
@@ -403,7 +391,6 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
 
     # activations and logits for one micro-batch
     acts, one_layer, act_formula = _training_activations(spec, run, seq, frozen, residual)
-    acts /= 1  # activations are per GPU: the micro-batch is per GPU
     # 16-bit logits, their fp32 copy, the log-softmax and its gradient; without the upcast (older
     # remote code) the logits, their shifted copy, the log-softmax and its gradient in 16 bit.
     logit_bytes = 2 * c + 8 if run.loss_upcast else 4 * c
@@ -413,12 +400,14 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         biggest = max(fan_in * out for _, fan_in, out, _ in spec.linear_shapes())
         dequant = 2 * biggest * c  # forward and backward dequantize a matrix into the compute dtype
 
-    def p(name: str, value: float, formula: str) -> Part:
-        return Part(name, value, formula)
-
+    copies_part = Part(
+        "weight copies (autocast)",
+        copies,
+        f"{spec.linear_params:,} linear params × {c:g} B cached by autocast",
+    )
     parts_static = [
-        p("weights", weights, weights_formula + (f" ÷ {n} GPUs" if shard in ("zero3", "fsdp") else "")),
-        p(
+        Part("weights", weights, weights_formula + (f" ÷ {n} GPUs" if shard in ("zero3", "fsdp") else "")),
+        Part(
             "optimizer states",
             optimizer,
             optimizer_formula + (f" ÷ {n} GPUs" if shard not in ("none", "ddp") else ""),
@@ -426,11 +415,11 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     ]
     if ddp_buckets:
         parts_static.append(
-            p("DDP gradient buckets", ddp_buckets, "a second copy of the gradients for all-reduce")
+            Part("DDP gradient buckets", ddp_buckets, "a second copy of the gradients for all-reduce")
         )
     if ds_buckets:
         parts_static.append(
-            p(
+            Part(
                 "DeepSpeed buckets",
                 ds_buckets,
                 f"{run.ds_bucket:.0e} elements × 2 B × 2 buckets × 4.5 (overlap_comm)",
@@ -438,7 +427,7 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         )
     if gathered:
         parts_static.append(
-            p(
+            Part(
                 "gathered parameters",
                 gathered,
                 "ZeRO-3 live parameters (≤ 1e9) / FSDP: two layers + embeddings",
@@ -449,29 +438,21 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         (spec.lm_head_params or spec.embedding_params) * grad_bytes * (trainable == spec.total_params)
     )
     backward = [
-        p(
-            "weight copies (autocast)",
-            copies,
-            f"{spec.linear_params:,} linear params × {c:g} B cached by autocast",
-        ),
-        p("activations", acts, act_formula),
-        p("logits", logits, f"b·s·V·{logit_bytes:g} B with s={seq}, V={spec.vocab_size}"),
-        p(
+        copies_part,
+        Part("activations", acts, act_formula),
+        Part("logits", logits, f"b·s·V·{logit_bytes:g} B with s={seq}, V={spec.vocab_size}"),
+        Part(
             "gradients",
             head_grads / (n if shard in ("zero2", "zero3", "fsdp") else 1),
             "lm_head gradient (first)",
         ),
-        p("dequantized weights", dequant, "the largest linear layer dequantized, forward and backward"),
+        Part("dequantized weights", dequant, "the largest linear layer dequantized, forward and backward"),
     ]
     # Phase 2: end of backward — all gradients, one layer's activations.
     late = [
-        p(
-            "weight copies (autocast)",
-            copies,
-            f"{spec.linear_params:,} linear params × {c:g} B cached by autocast",
-        ),
-        p("gradients", grads, f"trainable {int(trainable):,} ({trainable_formula}) × {grad_bytes:g} B"),
-        p("activations", one_layer, "the first layer's activations"),
+        copies_part,
+        Part("gradients", grads, f"trainable {int(trainable):,} ({trainable_formula}) × {grad_bytes:g} B"),
+        Part("activations", one_layer, "the first layer's activations"),
     ]
     # Phase 3: optimizer step — gradients plus the foreach implementation's temporary.
     step_tmp = trainable * state_bytes if run.optimizer == "adamw" and not run.offload else 0.0
@@ -482,8 +463,8 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     if shard in ("zero1", "zero2", "zero3", "fsdp"):
         step_tmp /= n
     step = [
-        p("gradients", grads, f"trainable {int(trainable):,} × {grad_bytes:g} B"),
-        p(
+        Part("gradients", grads, f"trainable {int(trainable):,} × {grad_bytes:g} B"),
+        Part(
             "optimizer step temporaries",
             step_tmp,
             "fp32 gradient partition (DeepSpeed)"

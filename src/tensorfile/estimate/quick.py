@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .memory import estimate
+from .memory import estimate, trainable_params
 from .run import make_run
 from .spec import ModelSpec
 
@@ -28,12 +28,7 @@ class QuickRow:
 
 
 def _lora_params(spec: ModelSpec) -> float:
-    run = make_run(task="train", method="lora")
-    return sum(
-        run.lora_r * (fan_in + out) * n
-        for name, fan_in, out, n in spec.linear_shapes()
-        if name in run.lora_targets
-    )
+    return trainable_params(spec, make_run(task="train", method="lora"))[0]
 
 
 def quick_table(

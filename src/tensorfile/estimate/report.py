@@ -29,7 +29,7 @@ class EstimateReport:
             active_params=spec.active_params,
             notes=list(spec.notes),
         )
-        run = {k: v for k, v in asdict(est.run).items() if k not in ("extra",)}
+        run = asdict(est.run)
         run["lora_targets"] = list(est.run.lora_targets)
         data: dict[str, Any] = {
             "model": model,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TensorfileError
@@ -65,7 +65,6 @@ class RunSpec:
     cuda_context_gib: float = 0.5
     zero3_live_params: float = 1e9  # DeepSpeed stage3_max_live_parameters
     ds_bucket: float = 2e8  # DeepSpeed reduce/allgather bucket size in elements (common configs: 2e8-5e8)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def training(self) -> bool:
@@ -156,6 +155,4 @@ def make_run(**settings: Any) -> RunSpec:
         )
     if run.offload and run.offload != "cpu":
         raise RunError("--offload takes only 'cpu'")
-    if run.gpus == 1 and run.sharding in ("ddp", "fsdp"):
-        run = replace(run, extra={**run.extra, "note": f"{run.sharding} on one GPU shards nothing"})
     return run

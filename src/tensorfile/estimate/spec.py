@@ -8,7 +8,6 @@ assumption is recorded in `notes`, so every estimate says what it guessed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -440,7 +439,7 @@ def spec_from_path(
     Returns (spec, facts): facts has the stored parameter count, parameters per dtype and the
     quantization inspect reported, which decide the default `--weights`.
     """
-    from ..inspection import inspect
+    from ..inspection import config_near, inspect
 
     p = Path(path)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -466,9 +465,9 @@ def spec_from_path(
     logical = (info.quantization or {}).get("logical_parameter_count") or stored
     shape = dict(info.architecture)
     if info.architecture.get("source") == "config.json":
-        folder = p if p.is_dir() else p.parent
-        with contextlib.suppress(OSError, ValueError):
-            shape = shapes_from_config(json.loads((folder / "config.json").read_bytes()))
+        config = config_near(p)  # inspect kept only the common keys; the spellings here need all of it
+        if config:
+            shape = shapes_from_config(config)
     shape.update(overrides)
     if not _int(shape.get("layers")) or not _int(shape.get("hidden_size")) or not _int(shape.get("heads")):
         if not logical:

@@ -18,7 +18,7 @@ from .spec import ModelSpec, _from_shapes
 
 UNIT_BYTES = {"GiB": GIB, "GB": 1e9, "MiB": 1024**2, "MB": 1e6}
 # the setting keys a row may carry: RunSpec's fields (framework and notes are for people)
-_RUN_KEYS = frozenset(RunSpec.__dataclass_fields__) - {"counter", "extra"}
+_RUN_KEYS = frozenset(RunSpec.__dataclass_fields__) - {"counter"}
 
 
 @dataclass(frozen=True)
