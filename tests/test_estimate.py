@@ -237,6 +237,9 @@ def test_cli_text_report_and_solvers() -> None:
         ("7B", "--task", "inference", "--method", "lora"),
         ("7B", "--batch", "0"),
         ("7B", "--method", "lora", "--lora-targets", "nothing"),
+        ("7B", "--task", "bogus"),  # click's own usage errors too
+        ("7B", "--batch", "abc"),
+        ("7B", "--no-such-option"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: tuple[str, ...]) -> None:

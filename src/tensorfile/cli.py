@@ -435,14 +435,9 @@ def estimate(
         raise _fail("--max-batch and --max-context need --gpu NAME")
     gpu = find_gpu(gpu_name) if gpu_name else None
     settings = {k: (v.lower() if isinstance(v, str) and k != "weights" else v) for k, v in settings.items()}
-    if (
-        settings.get("sharding") == "none"
-        and settings.get("gpus", 1) > 1
-        and settings.get("task") != "inference"
-    ):
-        settings["sharding"] = (
-            "ddp" if settings.get("method") != "full" or settings.get("task") == "train" else "none"
-        )
+    training = settings.get("task") == "train" or settings.get("method") != "full"
+    if training and settings.get("gpus", 1) > 1 and settings.get("sharding") == "none":
+        settings["sharding"] = "ddp"  # several GPUs training without sharding: data parallel
     est = estimate_memory(model, **settings)
     report = build_report(est, gpu, max_batch, max_context)
     if as_json:
@@ -503,6 +498,9 @@ def main() -> None:
     except click.exceptions.Abort:
         sys.stderr.write("tensorfile: interrupted\n")
         sys.exit(130)
+    except click.exceptions.UsageError as exc:  # bad option or argument: one line, like any bad input
+        sys.stderr.write(f"tensorfile: error: {exc.format_message()}\n")
+        sys.exit(2)
     except click.exceptions.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
