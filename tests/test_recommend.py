@@ -13,6 +13,7 @@ from tensorfile.errors import TensorfileError
 from tensorfile.estimate import estimate_memory
 from tensorfile.estimate.weights import weight_bytes
 from tensorfile.recommend import GIB, TARGETS, recommend
+from tensorfile.targets import TARGET_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models"
@@ -286,7 +287,7 @@ def test_cli_text_output_for_a_size() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("7B", "--target", "toaster"), "unknown --target 'toaster'"),
+        (("7B", "--target", "toaster"), "'--target': 'toaster' is not one of 'phone-android'"),
         (("no/such/model.bin", "--target", "cpu"), "no such file or folder"),
         (("7B", "--target", "cpu", "--memory", "-4"), "--memory must be a positive"),
         ((str(ROOT / "README.md"), "--target", "cpu"), "not a model format"),
@@ -300,6 +301,17 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("tensorfile: error:") and message in lines[0]
     assert proc.stdout == ""
+
+
+def test_the_cli_target_names_are_the_plans() -> None:
+    assert tuple(TARGETS) == TARGET_NAMES
+    started = subprocess.run(
+        [sys.executable, "-c", "import sys, tensorfile.cli; print('tensorfile.recommend' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert started.stdout.strip() == "False"  # the plans load only when recommend runs
 
 
 def test_library_errors_are_tensorfile_errors() -> None:

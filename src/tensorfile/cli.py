@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import TensorfileError
+from .targets import TARGET_NAMES
 
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -446,15 +447,14 @@ def estimate(
         render_estimate(_console(), report, explain=explain)
 
 
-def _target_type() -> click.Choice:
-    from .recommend_report import TargetChoice
-
-    return TargetChoice()
-
-
 @app.command()
 @click.argument("model")
-@click.option("--target", required=True, type=_target_type(), help="Where the model will run or go.")
+@click.option(
+    "--target",
+    required=True,
+    type=click.Choice(TARGET_NAMES, case_sensitive=False),
+    help="Where the model will run or go.",
+)
 @click.option(
     "--memory",
     "memory_gib",

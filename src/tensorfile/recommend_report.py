@@ -4,23 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
-from .errors import UsageError
-from .recommend import GIB, TARGETS, Recommendation
-
-
-class TargetChoice(click.Choice):
-    """--target: a click choice whose bad value is one `tensorfile: error:` line, like any bad input."""
-
-    def __init__(self) -> None:
-        super().__init__(tuple(TARGETS), case_sensitive=False)
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        try:
-            return super().convert(value, param, ctx)
-        except click.BadParameter:
-            raise UsageError(f"unknown --target {value!r}; choose from {', '.join(TARGETS)}") from None
+from .recommend import GIB, Recommendation
 
 
 def _gib(n: int | None) -> str:
