@@ -11,6 +11,7 @@ At test time safetensors and torch (weights_only) read the same files once more,
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from functools import cache
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import tensorfile
 from tensorfile.model import ModelInfo, TensorInfo
+from tensorfile.render import collapse_layer_names, inspect_report
 
 HF = Path(__file__).parent / "fixtures" / "hf"
 if not (HF / "MANIFEST.json").is_file():  # committed: a missing manifest is a broken checkout
@@ -133,6 +136,23 @@ def test_quantization_report(path: str) -> None:
     assert q["stored_parameter_count"] == facts["parameter_count"] == info.parameter_count
     # The unquantized model's model.num_parameters(), whatever the packing.
     assert q["logical_parameter_count"] == facts["logical_parameter_count"] == MANIFEST_BASE_PARAMETERS
+
+
+@pytest.mark.parametrize("path", QUANTIZED)
+def test_terminal_report_collapses_the_quantized_layer_list(path: str) -> None:
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    inspect_report(console, tensorfile.inspect(HF / path), [], None)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "quantized_layer_names=model.layers.{0..1}.{" in text
+    assert text.count("self_attn.q_proj") == 1  # once in the collapsed form, not once per layer
+    for name in FIXTURES[path]["facts"]["quantization"]["quantized_layer_names"]:
+        assert name.split(".", 3)[-1] in text
+
+
+def test_collapse_layer_names_keeps_unnumbered_names() -> None:
+    names = ["m.layers.0.q", "m.layers.1.q", "m.layers.3.q", "lm_head", "m.blocks.2.fc"]
+    assert collapse_layer_names(names) == "m.layers.{0,1,3}.q; m.blocks.2.fc; lm_head"
+    assert collapse_layer_names(["a.0.x", "a.1.x", "a.2.y"]) == "a.{0..2}.{x, y}"
 
 
 @pytest.mark.parametrize("path", QUANTIZED)

@@ -617,6 +617,9 @@ def _training_bundle(snappy: bool = False) -> bytes:
 @pytest.mark.parametrize("snappy", [False, True])
 def test_savedmodel_training_bundle_roles_shards_and_snappy(tmp_path: Path, snappy: bool) -> None:
     folder = _savedmodel(tmp_path, _training_bundle(snappy), {0: 102, 1: 72}, shards=2)
+    with (folder / "variables" / "variables.data-00001-of-00002").open("r+b") as shard:
+        shard.seek(64)
+        shard.write((1234).to_bytes(8, "little"))  # optimizer/iter
     info = inspect(folder)
     t = {x.name.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"): x for x in info.tensors}
     slot = "kernel/.OPTIMIZER_SLOT/optimizer/m"
@@ -635,7 +638,13 @@ def test_savedmodel_training_bundle_roles_shards_and_snappy(tmp_path: Path, snap
     assert t["optimizer/iter"].dtype == "I64" and t["optimizer/iter"].shape == ()
     assert t["vocab"].dtype == "STRING" and t["vocab"].nbytes == 20
     assert info.metadata["num_shards"] == 2 and info.metadata["object_graph_bytes"] == 10
-    assert info.checkpoint == {"optimizer_tensor_count": 2, "optimizer_parameter_count": 33}
+    ck = info.checkpoint
+    assert ck["kind"] == "tf-training-checkpoint" and ck["framework"] == "tensorflow"
+    assert ck["model"] == {"tensor_count": 3, "parameter_count": 32 + 1 + 3, "total_bytes": 64 + 8 + 20}
+    assert ck["optimizer"]["tensor_count"] == 2 and ck["optimizer"]["parameter_count"] == 33
+    assert ck["optimizer"]["slots"] == ["m", "iter"]
+    assert ck["counters"] == {"iterations": 1234, "save_counter": 0}
+    assert ck["top_level_keys"] == ["kernel", "optimizer", "save_counter", "vocab"]
     assert not info.warnings
 
 

@@ -115,6 +115,35 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def collapse_layer_names(names: list[str]) -> str:
+    """'model.layers.{0..31}.{self_attn.q_proj, mlp.up_proj}' instead of 64 full names (--json has them)."""
+    import re
+
+    numbered = re.compile(r"^(.*?\.)(\d+)\.(.+)$")
+    blocks: dict[str, tuple[set[int], dict[str, None]]] = {}
+    others: list[str] = []
+    for name in names:
+        match = numbered.match(name)
+        if match is None:
+            others.append(name)
+            continue
+        ids, suffixes = blocks.setdefault(match.group(1), (set(), {}))
+        ids.add(int(match.group(2)))
+        suffixes[match.group(3)] = None
+    parts = []
+    for prefix, (ids, suffixes) in blocks.items():
+        low, high = min(ids), max(ids)
+        if len(ids) == 1:
+            span = str(low)
+        elif len(ids) == high - low + 1:
+            span = f"{{{low}..{high}}}"
+        else:  # gaps (some blocks left unquantized) are shown, not hidden in a range
+            span = "{" + ",".join(map(str, sorted(ids))) + "}"
+        tail = next(iter(suffixes)) if len(suffixes) == 1 else "{" + ", ".join(suffixes) + "}"
+        parts.append(f"{prefix}{span}.{tail}")
+    return "; ".join([*parts, *others])
+
+
 def _short(value: Any, width: int = 90) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -122,11 +151,6 @@ def _short(value: Any, width: int = 90) -> str:
 
 def _checkpoint_line(checkpoint: dict[str, Any]) -> str:
     """kind; model part; optimizer part with its slots; counters (the shared Checkpoint shape)."""
-    if "model" not in checkpoint or "framework" not in checkpoint:
-        # A reader still giving its own flat dict (SavedModel): plain values as they come.
-        return escape(
-            "; ".join(f"{k}={v}" for k, v in checkpoint.items() if isinstance(v, (int, float, str)))
-        )
     head = f"{checkpoint['kind']} ({checkpoint['framework']})"
     if checkpoint.get("class"):
         head += f" {checkpoint['class']}"
@@ -178,7 +202,10 @@ def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: i
         summary.add_row("blocks", ", ".join(f"{name} ×{n}" for name, n in groups[:6]))
     if info.quantization:
         q = info.quantization
-        summary.add_row("quantization", ", ".join(f"{k}={v}" for k, v in q.items() if k != "types"))
+        fields = {k: v for k, v in q.items() if k != "types"}
+        if isinstance(fields.get("quantized_layer_names"), list):
+            fields["quantized_layer_names"] = collapse_layer_names(fields["quantized_layer_names"])
+        summary.add_row("quantization", escape(", ".join(f"{k}={v}" for k, v in fields.items())))
     if info.checkpoint:
         summary.add_row("checkpoint", _checkpoint_line(info.checkpoint))
     if info.pickle:

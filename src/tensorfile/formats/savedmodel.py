@@ -17,7 +17,18 @@ from typing import Any
 
 from ..dtypes import DType, UnknownDType, lookup, nbytes
 from ..errors import FormatError
-from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
+from ..model import (
+    CERTAIN,
+    LIKELY,
+    STRONG,
+    Detection,
+    Identification,
+    ModelInfo,
+    TensorInfo,
+    add_warning,
+    new_checkpoint,
+    optimizer_state,
+)
 from ..probe import DirProbe, FileProbe
 from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, signed64
 from ..source import ByteSource, BytesSource, CachedSource, FileSource, read_exact
@@ -326,10 +337,47 @@ def _inspect_variables(folder: Path, info: ModelInfo) -> None:
         info.warnings.append(f"{sliced} partitioned variable(s): offsets are per slice and not shown")
     optimizer = [t for t in info.tensors if t.role == "optimizer"]
     if optimizer:
-        info.checkpoint = {
-            "optimizer_tensor_count": len(optimizer),
-            "optimizer_parameter_count": sum(t.numel for t in optimizer),
-        }
+        info.checkpoint = new_checkpoint(
+            "tf-training-checkpoint",
+            "tensorflow",
+            [t for t in info.tensors if t.role != "optimizer"],
+            optimizer_state(optimizer, slots=[_slot(t.name) for t in optimizer]),
+            counters=_counters(folder, info.tensors),
+            top_level_keys=dict.fromkeys(t.name.split("/", 1)[0] for t in info.tensors),
+        )
+
+
+_COUNTER_NAMES = {
+    "optimizer/iter": "iterations",
+    "optimizer/iterations": "iterations",
+    "save_counter": "save_counter",
+}
+
+
+def _counters(folder: Path, tensors: list[TensorInfo]) -> dict[str, int]:
+    """The optimizer's step count and the save counter: integer scalars read from their shard."""
+    counters: dict[str, int] = {}
+    for t in tensors:
+        name = _COUNTER_NAMES.get(t.name.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE"))
+        if name is None or t.shape != () or t.dtype not in ("I64", "I32") or t.file is None:
+            continue
+        try:
+            with (folder / t.file).open("rb") as fh:
+                fh.seek(t.offset or 0)
+                raw = fh.read(t.nbytes)
+        except OSError:
+            continue
+        if len(raw) == t.nbytes:
+            counters[name] = int.from_bytes(raw, "little", signed=True)
+    return counters
+
+
+def _slot(key: str) -> str:
+    """'kernel/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/…' -> 'm'; 'optimizer/iter/…' -> 'iter'."""
+    if ".OPTIMIZER_SLOT/" in key:
+        after = key.split(".OPTIMIZER_SLOT/", 1)[1].split("/")
+        return after[1] if len(after) > 1 else after[0]
+    return key.removeprefix("optimizer/").split("/", 1)[0]
 
 
 def _tensor_info_summary(reader: MessageReader) -> dict[str, Any]:
