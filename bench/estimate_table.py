@@ -77,8 +77,10 @@ def main() -> None:
         )
         if s.grad_ckpt:
             setting += " ckpt"
+        if s.task == "train" and s.grad_accum > 1:
+            setting += f" ga{s.grad_accum}"
         if s.gpus > 1 or s.sharding != "none":
-            setting += f" {s.gpus}×{s.sharding}"
+            setting += f" {s.gpus}×{s.sharding}" + (" frozen-grads" if s.fsdp_frozen_grads else "")
         lines.append(
             f"| {rid} | {c.kind} | {setting} | {s.counter} | {c.measured_bytes / GIB:.2f} | "
             f"{c.estimated_bytes / GIB:.2f} | " + " | ".join(_cell(errors[n]) for n in names) + " |"

@@ -360,6 +360,13 @@ def _choice(*values: str) -> click.Choice:
 )
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option(
+    "--grad-accum",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Training: micro-batches whose gradients accumulate before each optimizer step.",
+)
+@click.option(
     "--seq-len", type=int, default=2048, show_default=True, help="Prompt or training sequence length."
 )
 @click.option("--gen-tokens", type=int, default=256, show_default=True, help="Tokens generated (inference).")
@@ -383,6 +390,13 @@ def _choice(*values: str) -> click.Choice:
 )
 @click.option("--gpus", type=int, default=1, show_default=True)
 @click.option("--sharding", type=_choice("none", "ddp", "zero1", "zero2", "zero3", "fsdp"), default="none")
+@click.option(
+    "--fsdp-frozen-grads/--no-fsdp-frozen-grads",
+    default=False,
+    show_default=True,
+    help="FSDP + PEFT: frozen weights share flat parameters with the adapters and get gradients "
+    "(use_orig_params with per-block wrapping, e.g. Lightning Fabric / LitGPT).",
+)
 @click.option(
     "--offload", type=_choice("cpu"), help="Keep optimizer states (zero3: also parameters) in CPU memory."
 )

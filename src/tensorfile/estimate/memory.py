@@ -16,7 +16,7 @@ from typing import Any
 
 from .run import RunSpec
 from .spec import ModelSpec
-from .weights import QUANT_METHODS, weight_bytes
+from .weights import PLAIN_BYTES, QUANT_METHODS, weight_bytes
 
 GIB = 1024**3
 MIB = 1024**2
@@ -76,6 +76,13 @@ def _margin_bytes(parts: list[Part]) -> float:
 # --- activations ---------------------------------------------------------------------------------
 
 
+# bitsandbytes' 4-bit and 8-bit matmuls keep their input for the backward pass whenever it needs a
+# gradient, even though the frozen weight never gets one (bitsandbytes/autograd/_functions.py,
+# MatMul4Bit / MatMul8bitLt.forward: `if any(ctx.needs_input_grad[:2]): ctx.tensors = (A, B)`).
+# A frozen nn.Linear keeps nothing: its input is only needed for the weight gradient.
+INPUT_SAVING_WEIGHTS = ("nf4", "nf4-dq", "fp4", "int8")
+
+
 def layer_activation_bytes(
     spec: ModelSpec, run: RunSpec, seq: int, frozen: bool, residual: float
 ) -> tuple[float, str]:
@@ -92,21 +99,28 @@ def layer_activation_bytes(
     # RMSNorm keeps its input in fp32 (4 B); a trainable norm weight also keeps the normalised value.
     norm = 4 * h + (0 if frozen else residual * h)
     terms["norms"] = 2 * norm
+    quant_inputs = frozen and run.weights in INPUT_SAVING_WEIGHTS
     if not frozen:  # inputs of q/k/v, o, gate/up and down projections for their weight gradients
         casts = 3 if residual > c else 1  # autocast casts the fp32 input once per projection
         terms["linear inputs"] = c * (casts * h + a + (2 if residual > c else 1) * h + width)
+    elif quant_inputs:  # the distinct inputs of q/k/v, o, gate/up and down
+        terms["quantized layer inputs"] = c * (h + a + h + width)
     # attention kernel keeps q, k, v (k, v repeated to all heads) and its output
     terms["attention"] = c * (a + 2 * a + a)
     if not run.flash_attn:  # eager: fp32 softmax output and its 16-bit copy, per head, s × s
         terms["attention scores"] = (4 + c) * spec.heads * seq
-    # SwiGLU keeps the gate output (for SiLU), the SiLU output and the up output (for the product)
-    terms["mlp"] = c * (3 if spec.gated_mlp else 2) * width
+    # SwiGLU keeps the gate output (for SiLU), the SiLU output and the up output (for the product);
+    # a plain MLP keeps the up output for its activation (the activation's output is the down
+    # projection's input, counted with the linear inputs when that layer keeps it)
+    terms["mlp"] = c * (3 if spec.gated_mlp else 1) * width
     if run.method in ("lora", "qlora"):
-        # per token: each wrapped layer's input, dropped out into a copy (+ its mask) for LoRA A
+        # per token: each wrapped layer's input, dropped out into a copy (+ its mask) for LoRA A;
+        # without dropout LoRA A keeps the layer's own input, already kept by a bitsandbytes layer
         per_token = sum(fan_in * n for fan_in, _, n in spec.lora_modules(run.lora_targets)) / spec.layers
-        terms["lora inputs"] = (c + 1 if run.lora_dropout else c) * per_token
+        kept = c + 1 if run.lora_dropout else (0 if quant_inputs else c)
+        terms["lora inputs"] = kept * per_token
     total = b * seq * sum(terms.values())
-    formula = "b·s·(" + " + ".join(f"{k} {v / max(1, h):.2g}h" for k, v in terms.items()) + ")"
+    formula = "b·s·(" + " + ".join(f"{k} {v / max(1, h):.2g}h" for k, v in terms.items() if v) + ")"
     return total, formula
 
 
@@ -271,6 +285,22 @@ def _llama_cpp(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     return MemoryEstimate(spec, run, parts, "whole context", host_bytes=w.kept_on_host)
 
 
+# PEFT's modules_to_save names for the embeddings and the output layer
+_EMBEDDING_NAMES = frozenset(("wte", "embed_tokens", "word_embeddings"))
+_HEAD_NAMES = frozenset(("lm_head", "output"))
+
+
+def saved_module_params(spec: ModelSpec, run: RunSpec) -> float:
+    """Parameters of PEFT's modules_to_save: full trainable copies of the embeddings / output layer."""
+    if run.method not in ("lora", "qlora"):
+        return 0.0
+    saved = set(run.lora_targets)
+    count = spec.embedding_params if saved & _EMBEDDING_NAMES else 0
+    if saved & _HEAD_NAMES:
+        count += spec.lm_head_params or spec.embedding_params
+    return float(count)
+
+
 def trainable_params(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
     """(parameters the method trains, how they were counted)."""
     if run.method == "full":
@@ -283,24 +313,19 @@ def trainable_params(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
             names = sorted({name for name, *_ in spec.linear_shapes()})
             raise RunError(f"--lora-targets match no layer; this model has {', '.join(names)}")
         count = sum(run.lora_r * (fan_in + out) * n for fan_in, out, n in modules)
-        # PEFT's modules_to_save: a full trainable copy of the embeddings / output layer
-        saved = set(run.lora_targets) & {"wte", "embed_tokens", "word_embeddings", "lm_head", "output"}
-        if saved & {"wte", "embed_tokens", "word_embeddings"}:
-            count += spec.embedding_params
-        if saved & {"lm_head", "output"}:
-            count += spec.lm_head_params or spec.embedding_params
+        count += saved_module_params(spec, run)
         return float(count), f"r {run.lora_r} × (in + out) over {', '.join(run.lora_targets)}"
     if run.method == "prompt":
         return float(run.virtual_tokens * spec.hidden_size), "virtual tokens × h"
     return float(run.virtual_tokens * spec.layers * 2 * spec.kv_width), "virtual tokens × L × 2 × kv"
 
 
-def _optimizer_bytes(
-    run: RunSpec, trainable: float, state_bytes: float, spec: ModelSpec
-) -> tuple[float, str]:
+def _optimizer_bytes(run: RunSpec, trainable: float, state_mem: float, spec: ModelSpec) -> tuple[float, str]:
+    """Optimizer state bytes; state_mem is the bytes of one state tensor per trainable parameter,
+    summed (torch keeps Adam states in each parameter's own dtype)."""
     opt = run.optimizer
     if opt in ("adamw", "adamw-fused"):
-        return 2 * state_bytes * trainable, f"2 states × {state_bytes:g} B × trainable"
+        return 2 * state_mem, f"2 states × {state_mem / max(1.0, trainable):.3g} B × trainable"
     if opt in ("adamw-8bit", "paged-adamw-8bit"):
         return 2 * trainable * (1 + 4 / 2048), "2 states × 1 B (+ fp32 scale per 2048) × trainable"
     if opt == "sgd":
@@ -313,176 +338,269 @@ def _optimizer_bytes(
     return trainable * 4.0, "4 B per trainable parameter (adapters are small)"
 
 
-def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
-    c, b = run.compute_bytes, run.batch
-    n = run.gpus
-    # DeepSpeed keeps its own mixed-precision layout even on one GPU; DDP/FSDP on one GPU are plain.
-    shard = run.sharding if n > 1 or run.sharding.startswith("zero") else "none"
-    trainable, trainable_formula = trainable_params(spec, run)
-    frozen = run.method != "full"
-    seq = run.seq_len + (run.virtual_tokens if run.method == "prompt" else 0)
-    notes: list[str] = []
-    deepspeed = shard in ("zero1", "zero2", "zero3")
+@dataclass
+class _States:
+    """One GPU's bytes of weights, gradients and optimizer state, before the phases are laid out."""
 
-    # weights, their 16-bit copies, gradients and optimizer states
-    if run.method == "full":
-        param_bytes = {"amp": 4.0, "fp32": 4.0, "bf16-true": c}[run.precision]
-        if deepspeed or shard == "fsdp":
-            # ZeRO/FSDP mixed precision: 16-bit parameters, fp32 master copy kept with the optimizer
-            param_bytes = c if run.precision != "fp32" else 4.0
-        grad_bytes = param_bytes
-        state_bytes = 4.0 if run.precision != "bf16-true" or deepspeed or shard == "fsdp" else c
-        weights = spec.total_params * param_bytes
-        residual = 4.0 if run.precision in ("amp", "fp32") and not (deepspeed or shard == "fsdp") else c
-        copies = (
-            spec.linear_params * c if run.precision == "amp" and not (deepspeed or shard == "fsdp") else 0.0
-        )
-        master = (
-            spec.total_params * 4.0 if (deepspeed or shard == "fsdp") and run.precision != "fp32" else 0.0
-        )
-        weights_formula = f"{spec.total_params:,} params × {param_bytes:g} B"
+    weights: float
+    weights_formula: str
+    grads: float  # all gradients, once the backward pass has made them
+    grads_formula: str
+    head_grads: float  # gradients already made at the start of the backward pass (the output layer's)
+    optimizer: float
+    optimizer_formula: str
+    step_tmp: float  # the optimizer step's temporaries
+    copies: float  # 16-bit weight copies autocast caches for the forward pass
+    residual: float  # bytes per element of the residual stream
+    gather_bytes: float  # bytes per parameter of weights gathered by ZeRO-3 / FSDP
+    trainable: float
+    host: float = 0.0
+
+
+def _full_states(spec: ModelSpec, run: RunSpec, sharded: bool, deepspeed: bool) -> _States:
+    """Full fine-tuning. sharded: ZeRO or FSDP, which keep 16-bit parameters and an fp32 master copy."""
+    c, p = run.compute_bytes, float(spec.total_params)
+    param_bytes = {"amp": 4.0, "fp32": 4.0, "bf16-true": c}[run.precision]
+    if sharded:
+        param_bytes = c if run.precision != "fp32" else 4.0
+    state_bytes = 4.0 if run.precision != "bf16-true" or sharded else c
+    master = p * 4.0 if sharded and run.precision != "fp32" else 0.0
+    optimizer, opt_formula = _optimizer_bytes(run, p, p * state_bytes, spec)
+    if master:
+        opt_formula = "fp32 master copy 4 B × P + " + opt_formula
+    step_tmp = p * state_bytes if run.optimizer == "adamw" and not run.offload else 0.0
+    if deepspeed:  # fused Adam, but the fp32 gradient partition is built for the step
+        step_tmp = p * 4.0 if not run.offload else 0.0
+    autocast = run.precision == "amp" and not sharded
+    return _States(
+        weights=p * param_bytes,
+        weights_formula=f"{spec.total_params:,} params × {param_bytes:g} B",
+        grads=p * param_bytes,
+        grads_formula=f"trainable {int(p):,} (all parameters) × {param_bytes:g} B",
+        head_grads=(spec.lm_head_params or spec.embedding_params) * param_bytes,
+        optimizer=optimizer + master,
+        optimizer_formula=opt_formula,
+        step_tmp=step_tmp,
+        copies=spec.linear_params * c if autocast else 0.0,
+        residual=4.0 if run.precision in ("amp", "fp32") and not sharded else c,
+        gather_bytes=param_bytes,
+        trainable=p,
+    )
+
+
+def _peft_states(spec: ModelSpec, run: RunSpec, deepspeed: bool) -> _States:
+    """A frozen base plus adapters (LoRA, prompt, prefix) and PEFT's modules_to_save copies."""
+    c = run.compute_bytes
+    trainable, how = trainable_params(spec, run)
+    saved = saved_module_params(spec, run)
+    adapters = trainable - saved
+    w = weight_bytes(spec, run.weights, c)
+    unquantized = float(spec.total_params - (spec.linear_params if w.quantized else 0))
+    # DeepSpeed's fp16/bf16 engine casts every floating tensor of the module to 16 bit and keeps fp32
+    # master copies of the trainable ones with the optimizer (engine._configure_distributed_model).
+    ds_cast = deepspeed and run.precision != "fp32"
+    if ds_cast:
+        plain, adapter_bytes, saved_bytes = unquantized * c, c, c
+        master, state_mem, grads = trainable * 4.0, trainable * 4.0, trainable * c
+        step_tmp = trainable * 4.0 if not run.offload else 0.0  # the fp32 gradient partition
     else:
-        w = weight_bytes(spec, run.weights, c)
         plain = w.plain
         if run.method == "qlora":  # prepare_model_for_kbit_training casts the unquantized rest to fp32
             plain = max(0, spec.total_params - spec.linear_params) * 4.0
-        weights = w.quantized + plain + trainable * 4.0  # adapters in fp32 (PEFT's autocast_adapter_dtype)
-        weights_formula = w.formula + f" + adapters {int(trainable):,} × 4 B"
-        param_bytes = grad_bytes = state_bytes = 4.0
-        residual = 4.0 if run.weights == "fp32" else c
-        copies = master = 0.0
-    grads = trainable * grad_bytes
-    optimizer, optimizer_formula = _optimizer_bytes(run, trainable, state_bytes, spec)
-    optimizer += master
+        # PEFT keeps adapter weights in fp32 (autocast_adapter_dtype); a modules_to_save copy is a
+        # deepcopy of the base module, in the base's dtype; gradients and torch's Adam states follow
+        adapter_bytes = 4.0
+        saved_bytes = plain / unquantized if unquantized else c
+        master, state_mem = 0.0, adapters * adapter_bytes + saved * saved_bytes
+        grads = state_mem
+        step_tmp = state_mem if run.optimizer == "adamw" and not run.offload else 0.0
+    optimizer, opt_formula = _optimizer_bytes(run, trainable, state_mem, spec)
     if master:
-        optimizer_formula = "fp32 master copy 4 B × P + " + optimizer_formula
+        opt_formula = "fp32 master copy 4 B × trainable + " + opt_formula
+    weights = w.quantized + plain + adapters * adapter_bytes + saved * saved_bytes
+    formula = w.formula + f" + adapters {int(adapters):,} × {adapter_bytes:g} B"
+    if saved:
+        formula += f" + modules_to_save {int(saved):,} × {saved_bytes:g} B"
+    if ds_cast:
+        formula += " (DeepSpeed casts the module to 16 bit)"
+    return _States(
+        weights=weights,
+        weights_formula=formula,
+        grads=grads,
+        grads_formula=f"trainable {int(trainable):,} ({how}) in their own dtype",
+        head_grads=0.0,
+        optimizer=optimizer + master,
+        optimizer_formula=opt_formula,
+        step_tmp=step_tmp,
+        copies=0.0,
+        residual=4.0 if run.weights == "fp32" else c,
+        gather_bytes=c if ds_cast else PLAIN_BYTES.get(run.weights, c),
+        trainable=trainable,
+    )
 
-    # sharding: what each GPU keeps
+
+def _shard_states(st: _States, spec: ModelSpec, run: RunSpec, shard: str) -> tuple[float, list[str]]:
+    """Divide the states over the GPUs as the sharding does; return the gathered-parameter bytes."""
+    n, notes = run.gpus, []
+    if shard == "fsdp" and run.method != "full" and run.fsdp_frozen_grads:
+        # FSDP with use_orig_params=True puts a block's frozen and trainable weights in one flat
+        # parameter and makes a gradient for all of it: "gradient memory ... equivalent to not
+        # freezing those parameters" (torch.distributed.fsdp docs). Embeddings and lm_head sit in
+        # the root's flat parameter, frozen as a whole, and get none.
+        blocks = spec.total_params - spec.embedding_params - spec.lm_head_params
+        st.grads += blocks * st.gather_bytes
+        st.grads_formula += (
+            f" + frozen block weights {blocks:,} × {st.gather_bytes:g} B (FSDP flat parameters)"
+        )
+    # FSDP's no_sync() during gradient accumulation keeps unsharded gradients until the step
+    no_sync = shard == "fsdp" and run.grad_accum > 1
     if shard in ("zero1", "zero2", "zero3", "fsdp"):
-        optimizer /= n
-    if shard in ("zero2", "zero3", "fsdp"):
-        grads /= n
+        st.optimizer /= n
+        st.step_tmp /= n
+    if shard in ("zero2", "zero3", "fsdp") and not no_sync:
+        st.grads /= n
+        st.head_grads /= n
+    if no_sync and n > 1:
+        notes.append("FSDP no_sync(): gradients stay unsharded while they accumulate")
     gathered = 0.0
     if shard in ("zero3", "fsdp"):
-        weights /= n
-        # parameters gathered for the layers being computed (current + prefetched)
-        # ZeRO-3 keeps up to stage3_max_live_parameters (default 1e9) gathered; FSDP two layers
-        layer = (spec.total_params - spec.embedding_params - spec.lm_head_params) / spec.layers
-        if shard == "zero3":
-            gathered = min(spec.total_params, run.zero3_live_params) * param_bytes
-        else:
-            gathered = 2 * layer * param_bytes + max(spec.embedding_params, spec.lm_head_params) * param_bytes
-    host = 0.0
+        st.weights /= n
+        if shard == "zero3":  # up to stage3_max_live_parameters (default 1e9) gathered
+            gathered = min(spec.total_params, run.zero3_live_params) * st.gather_bytes
+        else:  # the block being computed and the prefetched one, and the unsharded root
+            layer = (spec.total_params - spec.embedding_params - spec.lm_head_params) / spec.layers
+            gathered = (2 * layer + max(spec.embedding_params, spec.lm_head_params)) * st.gather_bytes
     if run.offload == "cpu":
-        host += optimizer + (grads if shard in ("zero2", "zero3") else 0.0)
-        optimizer = 0.0
+        st.host += st.optimizer + (st.grads if shard in ("zero2", "zero3") else 0.0)
+        st.optimizer = 0.0
+        st.step_tmp = 0.0
         if shard in ("zero2", "zero3"):
-            grads = grads / 4  # gradient partitions stream to the host through small buckets
+            st.grads /= 4  # gradient partitions stream to the host through small buckets
         if shard == "zero3":
-            host += weights
-            weights = 0.0
-        notes.append(f"offload: {host / GIB:.1f} GiB of optimizer state in host memory")
-    ddp_buckets = trainable * grad_bytes if shard == "ddp" else 0.0
-    ds_buckets = 0.0
-    if deepspeed:
-        # DeepSpeed's docs: with overlap_comm, 4.5 × (allgather + reduce bucket) of 16-bit elements
-        factor = 2 * 2 * 4.5 if shard in ("zero1", "zero2") else 2 * 2
-        ds_buckets = min(run.ds_bucket * factor, 2 * trainable * 2 * 4.5)
+            st.host += st.weights
+            st.weights = 0.0
+        notes.append(f"offload: {st.host / GIB:.1f} GiB of optimizer state in host memory")
+    return gathered, notes
 
-    # activations and logits for one micro-batch
-    acts, one_layer, act_formula = _training_activations(spec, run, seq, frozen, residual)
-    # 16-bit logits, their fp32 copy, the log-softmax and its gradient; without the upcast (older
-    # remote code) the logits, their shifted copy, the log-softmax and its gradient in 16 bit.
-    logit_bytes = 2 * c + 8 if run.loss_upcast else 4 * c
-    logits = b * seq * spec.vocab_size * logit_bytes
+
+def _deepspeed_buckets(st: _States, run: RunSpec, shard: str) -> tuple[float, str]:
+    if shard in ("zero1", "zero2"):
+        # DeepSpeed's docs: with overlap_comm, 4.5 × (allgather + reduce bucket) of 16-bit elements
+        buckets = min(run.ds_bucket * 2 * 2 * 4.5, 2 * st.trainable * 2 * 4.5)
+        return buckets, f"{run.ds_bucket:.0e} elements × 2 B × 2 buckets × 4.5 (overlap_comm)"
+    # ZeRO-3 allocates its reduce bucket whole at start-up, in the model's dtype, however few
+    # parameters train (stage3.py: contiguous_gradients -> __ipg_bucket_flat_buffer)
+    return run.ds_bucket * st.gather_bytes, f"reduce bucket {run.ds_bucket:.0e} × {st.gather_bytes:g} B"
+
+
+def _loss_logits(spec: ModelSpec, run: RunSpec, seq: int, deepspeed: bool) -> tuple[float, str]:
+    """Logits and the loss's tensors for one micro-batch.
+
+    16-bit logits, their fp32 copy, the log-softmax and its gradient; without the upcast (older
+    remote code) the logits, their shifted copy, the log-softmax and its gradient in 16 bit.
+    Autocast runs cross_entropy in fp32 whatever the model code does (torch.amp's fp32 op list);
+    DeepSpeed's fp16/bf16 casts the model instead of autocasting.
+    """
+    c = run.compute_bytes
+    autocast = run.precision == "amp" and not deepspeed
+    per_logit = 2 * c + 8 if run.loss_upcast or autocast else 4 * c
+    logits = run.batch * seq * spec.vocab_size * per_logit
+    return logits, f"b·s·V·{per_logit:g} B with s={seq}, V={spec.vocab_size}"
+
+
+def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
+    c, n = run.compute_bytes, run.gpus
+    # DeepSpeed keeps its own mixed-precision layout even on one GPU; DDP/FSDP on one GPU are plain.
+    shard = run.sharding if n > 1 or run.sharding.startswith("zero") else "none"
+    deepspeed = shard in ("zero1", "zero2", "zero3")
+    frozen = run.method != "full"
+    seq = run.seq_len + (run.virtual_tokens if run.method == "prompt" else 0)
+    if frozen:
+        st = _peft_states(spec, run, deepspeed)
+    else:
+        st = _full_states(spec, run, deepspeed or shard == "fsdp", deepspeed)
+    gathered, notes = _shard_states(st, spec, run, shard)
+    ddp_buckets = st.grads if shard == "ddp" else 0.0  # a second copy of the gradients
+    ds_buckets, ds_formula = _deepspeed_buckets(st, run, shard) if deepspeed else (0.0, "")
+    split = f" ÷ {n} GPUs"
+    parts_static = [
+        Part("weights", st.weights, st.weights_formula + (split if shard in ("zero3", "fsdp") else "")),
+        Part(
+            "optimizer states",
+            st.optimizer,
+            st.optimizer_formula + (split if shard not in ("none", "ddp") else ""),
+        ),
+        Part("DDP gradient buckets", ddp_buckets, "a second copy of the gradients for all-reduce"),
+        Part("DeepSpeed buckets", ds_buckets, ds_formula),
+        Part("gathered parameters", gathered, "ZeRO-3 live parameters (≤ 1e9) / FSDP: two layers + root"),
+    ]
+    # FSDP's frozen weights that get gradients keep their inputs like trainable ones
+    keeps_inputs = shard == "fsdp" and run.fsdp_frozen_grads
+    acts = _training_activations(spec, run, seq, frozen and not keeps_inputs, st.residual)
+    logits = _loss_logits(spec, run, seq, deepspeed)
     dequant = 0.0
     if run.method == "qlora" or (frozen and run.weights in QUANT_METHODS):
         biggest = max(fan_in * out for _, fan_in, out, _ in spec.linear_shapes())
         dequant = 2 * biggest * c  # forward and backward dequantize a matrix into the compute dtype
-
-    copies_part = Part(
-        "weight copies (autocast)",
-        copies,
-        f"{spec.linear_params:,} linear params × {c:g} B cached by autocast",
-    )
-    parts_static = [
-        Part("weights", weights, weights_formula + (f" ÷ {n} GPUs" if shard in ("zero3", "fsdp") else "")),
-        Part(
-            "optimizer states",
-            optimizer,
-            optimizer_formula + (f" ÷ {n} GPUs" if shard not in ("none", "ddp") else ""),
-        ),
-    ]
-    if ddp_buckets:
-        parts_static.append(
-            Part("DDP gradient buckets", ddp_buckets, "a second copy of the gradients for all-reduce")
-        )
-    if ds_buckets:
-        parts_static.append(
-            Part(
-                "DeepSpeed buckets",
-                ds_buckets,
-                f"{run.ds_bucket:.0e} elements × 2 B × 2 buckets × 4.5 (overlap_comm)",
-            )
-        )
-    if gathered:
-        parts_static.append(
-            Part(
-                "gathered parameters",
-                gathered,
-                "ZeRO-3 live parameters (≤ 1e9) / FSDP: two layers + embeddings",
-            )
-        )
-    # Phase 1: start of backward — all activations, logits and their gradient alive, few gradients yet.
-    head_grads = (
-        (spec.lm_head_params or spec.embedding_params) * grad_bytes * (trainable == spec.total_params)
-    )
-    backward = [
-        copies_part,
-        Part("activations", acts, act_formula),
-        Part("logits", logits, f"b·s·V·{logit_bytes:g} B with s={seq}, V={spec.vocab_size}"),
-        Part(
-            "gradients",
-            head_grads / (n if shard in ("zero2", "zero3", "fsdp") else 1),
-            "lm_head gradient (first)",
-        ),
-        Part("dequantized weights", dequant, "the largest linear layer dequantized, forward and backward"),
-    ]
-    # Phase 2: end of backward — all gradients, one layer's activations.
-    late = [
-        copies_part,
-        Part("gradients", grads, f"trainable {int(trainable):,} ({trainable_formula}) × {grad_bytes:g} B"),
-        Part("activations", one_layer, "the first layer's activations"),
-    ]
-    # Phase 3: optimizer step — gradients plus the foreach implementation's temporary.
-    step_tmp = trainable * state_bytes if run.optimizer == "adamw" and not run.offload else 0.0
-    if (
-        deepspeed and run.method == "full"
-    ):  # fused Adam, but the fp32 gradient partition is built for the step
-        step_tmp = trainable * 4.0 if not run.offload else 0.0
-    if shard in ("zero1", "zero2", "zero3", "fsdp"):
-        step_tmp /= n
-    step = [
-        Part("gradients", grads, f"trainable {int(trainable):,} × {grad_bytes:g} B"),
-        Part(
-            "optimizer step temporaries",
-            step_tmp,
-            "fp32 gradient partition (DeepSpeed)"
-            if deepspeed
-            else "torch AdamW (foreach) keeps sqrt(v) per parameter",
-        ),
-    ]
-    phases = {"start of backward": backward, "end of backward": late, "optimizer step": step}
+    phases = _phases(spec, run, st, acts, logits, dequant, deepspeed)
     totals = {name: sum(x.bytes for x in ps) for name, ps in phases.items()}
     phase = max(totals, key=lambda k: totals[k])
     static = sum(x.bytes for x in parts_static)
-    result = MemoryEstimate(
+    return MemoryEstimate(
         spec,
         run,
         [*parts_static, *phases[phase]],
         phase,
         {k: v + static for k, v in totals.items()},
-        host_bytes=host,
+        host_bytes=st.host,
         notes=notes,
     )
-    return result
+
+
+def _phases(
+    spec: ModelSpec,
+    run: RunSpec,
+    st: _States,
+    acts: tuple[float, float, str],
+    logits: tuple[float, str],
+    dequant: float,
+    deepspeed: bool,
+) -> dict[str, list[Part]]:
+    """What is alive at each candidate moment of the peak, besides the static parts."""
+    all_layers, one_layer, act_formula = acts
+    copies = Part(
+        "weight copies (autocast)",
+        st.copies,
+        f"{spec.linear_params:,} linear params × {run.compute_bytes:g} B cached by autocast",
+    )
+    grads = Part("gradients", st.grads, st.grads_formula)
+    # Gradient accumulation keeps the gradients of earlier micro-batches through this one's passes.
+    if run.grad_accum > 1:
+        early = Part("gradients", st.grads, f"{run.grad_accum} micro-batches accumulate: {st.grads_formula}")
+    else:
+        early = Part("gradients", st.head_grads, "lm_head gradient (first)")
+    return {
+        # start of backward: all activations, logits and their gradient alive, few gradients yet
+        "start of backward": [
+            copies,
+            Part("activations", all_layers, act_formula),
+            Part("logits", *logits),
+            early,
+            Part(
+                "dequantized weights", dequant, "the largest linear layer dequantized, forward and backward"
+            ),
+        ],
+        # end of backward: all gradients, one layer's activations
+        "end of backward": [copies, grads, Part("activations", one_layer, "the first layer's activations")],
+        # optimizer step: gradients plus the optimizer's temporaries
+        "optimizer step": [
+            grads,
+            Part(
+                "optimizer step temporaries",
+                st.step_tmp,
+                "fp32 gradient partition (DeepSpeed)"
+                if deepspeed
+                else "torch AdamW (foreach) keeps sqrt(v) per parameter",
+            ),
+        ],
+    }

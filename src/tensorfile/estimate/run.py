@@ -44,6 +44,7 @@ class RunSpec:
     compute_dtype: str = "bf16"
     precision: str = "amp"  # train only: amp (fp32 master + autocast), bf16-true, fp32
     batch: int = 1
+    grad_accum: int = 1  # train: micro-batches whose gradients accumulate before an optimizer step
     seq_len: int = 2048  # prompt tokens (inference) or sequence length (training)
     gen_tokens: int = 256  # inference only
     kv_dtype: str | None = None  # None: the compute dtype
@@ -57,6 +58,9 @@ class RunSpec:
     gpus: int = 1
     sharding: str = "none"
     offload: str | None = None  # "cpu": optimizer states (and zero3 parameters) in host memory
+    # FSDP + PEFT: frozen and trainable weights share a block's flat parameter (use_orig_params=True
+    # with per-block wrapping, Lightning Fabric's default), so the frozen ones get gradients too
+    fsdp_frozen_grads: bool = False
     counter: str = "nvidia-smi"
     logits: str = "last"  # inference prefill: "last" (transformers ≥ 4.45) or "all" (older ones)
     loss_upcast: bool = True  # transformers computes the loss on fp32 logits; older remote code does not
@@ -140,7 +144,7 @@ def make_run(**settings: Any) -> RunSpec:
     _check(run.logits, ("last", "all"), "--logits")
     _check(run.cache, ("dynamic", "legacy"), "--cache")
     _check(run.engine, ("auto", "transformers", "llama.cpp"), "--engine")
-    for name in ("batch", "seq_len", "gpus"):
+    for name in ("batch", "seq_len", "gpus", "grad_accum"):
         if int(getattr(run, name)) < 1:
             raise RunError(f"--{name.replace('_', '-')} must be at least 1")
     if run.gen_tokens < 0 or run.virtual_tokens < 0 or run.lora_r < 1:
