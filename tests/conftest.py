@@ -10,14 +10,32 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 HEAVY = Path(__file__).parent / "fixtures" / "heavy"
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+# Single files written by the format libraries (the makers below) that the robustness tests share;
+# each test adds the makers it needs on top.
+LIBRARY_FILES = [
+    "pytorch_state_dict",
+    "pytorch_legacy",
+    "torchscript",
+    "safetensors",
+    "gguf",
+    "npy",
+    "npz",
+    "joblib",
+    "pickle",
+]
 
 _MAKERS: dict[str, Callable[[Path], Path]] = {}
 
@@ -28,6 +46,12 @@ def maker(name: str) -> Callable[[Callable[[Path], Path]], Callable[[Path], Path
         return fn
 
     return register
+
+
+def train_one_step(model: Any, optimizer: Any, batch: Any) -> None:
+    """One backward pass and optimizer step, so the optimizer holds state (moments, buffers) to save."""
+    model(batch).sum().backward()
+    optimizer.step()
 
 
 def _tiny_state_dict() -> dict:
@@ -69,8 +93,7 @@ def _(d: Path) -> Path:
 
     model = torch.nn.Linear(4, 3)
     opt = torch.optim.AdamW(model.parameters())
-    model(torch.randn(2, 4)).sum().backward()
-    opt.step()
+    train_one_step(model, opt, torch.randn(2, 4))
     path = d / "checkpoint.ckpt"
     torch.save(
         {
@@ -390,3 +413,73 @@ def heavy(rel: str) -> Path:
     if not path.exists():
         pytest.fail(f"committed fixture {rel} is missing: run tests/fixtures/make_heavy_fixtures.py")
     return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m tensorfile ARGS` in a fresh process, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def cli_json(*args: str) -> Any:
+    """The JSON a successful `python -m tensorfile ARGS` prints (ARGS include --json)."""
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+ReadCounter = Callable[[], list[int]]  # the count_file_reads fixture
+
+
+@pytest.fixture
+def count_file_reads(monkeypatch: pytest.MonkeyPatch) -> ReadCounter:
+    """count_file_reads() -> a list that gets the length of every FileSource.read_at from then on.
+
+    For tests that a reader skips the weights; counting starts at the call, so writing the test
+    file beforehand is not counted.
+    """
+    from tensorfile.source import FileSource
+
+    def start() -> list[int]:
+        reads: list[int] = []
+        original = FileSource.read_at
+
+        def counting(self: FileSource, offset: int, length: int) -> bytes:
+            data = original(self, offset, length)
+            reads.append(len(data))
+            return data
+
+        monkeypatch.setattr(FileSource, "read_at", counting)
+        return reads
+
+    return start
+
+
+def inspect_mutations(data: bytes, seed: Any, count: int, folder: Path, suffix: str) -> dict[str, int]:
+    """inspect() `count` damaged copies of `data`, written to `folder` as m<i><suffix>: every third
+    cut short at a random length, the others with 1 to 5 random bytes changed.
+
+    How many gave a report and how many a TensorfileError; any other exception escapes.
+    """
+    from tensorfile.errors import TensorfileError
+    from tensorfile.inspection import inspect
+
+    rng = random.Random(seed)
+    outcomes = {"report": 0, "error": 0}
+    for i in range(count):
+        mutated = bytearray(data)
+        if i % 3 == 0:
+            mutated = mutated[: rng.randrange(1, len(mutated))]
+        else:
+            for _ in range(rng.randrange(1, 6)):
+                pos = rng.randrange(len(mutated))
+                mutated[pos] = rng.getrandbits(8)
+        path = folder / f"m{i}{suffix}"
+        path.write_bytes(bytes(mutated))
+        try:
+            inspect(path)
+            outcomes["report"] += 1
+        except TensorfileError:
+            outcomes["error"] += 1
+    return outcomes

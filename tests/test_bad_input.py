@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +14,7 @@ import pytest
 import tensorfile
 from tensorfile.errors import InputError
 
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
+from .conftest import LIBRARY_FILES, run_cli
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], path: str, words: str) -> None:
@@ -55,19 +50,7 @@ def test_random_bytes(tmp_path: Path) -> None:
         assert result.format in ("unknown", "pickle") or result.confidence < 1.0, (i, result)
 
 
-FIXTURES_TO_TRUNCATE = [
-    "pytorch_state_dict",
-    "pytorch_legacy",
-    "torchscript",
-    "safetensors",
-    "gguf",
-    "onnx",
-    "npy",
-    "npz",
-    "joblib",
-    "joblib_gzip",
-    "pickle",
-]
+FIXTURES_TO_TRUNCATE = [*LIBRARY_FILES, "onnx", "joblib_gzip"]
 
 
 @pytest.mark.parametrize("fixture", FIXTURES_TO_TRUNCATE)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from tensorfile.inspection import inspect
 from tensorfile.model import CHECKPOINT_KEYS, ModelInfo
 from tensorfile.render import inspect_report
 
-from .conftest import heavy
+from .conftest import cli_json, heavy, train_one_step
 
 torch = pytest.importorskip("torch")
 
@@ -94,14 +92,7 @@ def test_same_keys_for_every_framework(made: Callable[[str], Path]) -> None:
 
 def test_json_and_summary_line_carry_it(made: Callable[[str], Path]) -> None:
     for name, path in _cases(made).items():
-        proc = subprocess.run(
-            [sys.executable, "-m", "tensorfile", "inspect", "--json", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        doc = json.loads(proc.stdout)["checkpoint"]
+        doc = cli_json("inspect", "--json", str(path))["checkpoint"]
         _assert_schema(doc)
         assert doc == json.loads(json.dumps(inspect(path).checkpoint)), name
     lines = {name: _summary(inspect(path)) for name, path in _cases(made).items()}
@@ -116,8 +107,7 @@ def test_json_and_summary_line_carry_it(made: Callable[[str], Path]) -> None:
 def test_other_torch_kinds(tmp_path: Path) -> None:
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-    model(torch.ones(1, 2)).sum().backward()
-    opt.step()
+    train_one_step(model, opt, torch.ones(1, 2))
     # Lightning's Trainer.save_checkpoint layout: optimizer_states is a list of state dicts.
     lightning = tmp_path / "lightning.ckpt"
     torch.save(

@@ -7,23 +7,18 @@ wrote (MANIFEST.json); the other graphs here are encoded by hand to reach what w
 from __future__ import annotations
 
 import json
-import random
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from tensorfile.dtypes import lookup
-from tensorfile.errors import TensorfileError
 from tensorfile.identification import identify
 from tensorfile.inspection import inspect
 
-from .conftest import HEAVY
+from .conftest import HEAVY, ReadCounter, cli_json, inspect_mutations
 from .pbwire import field as _f
 from .pbwire import varint as _v
 
@@ -124,14 +119,7 @@ def test_fixture_offsets_hold_the_weights() -> None:
 
 
 def test_cli_inspect_json() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tensorfile", "inspect", "--json", str(FIXTURE)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = cli_json("inspect", "--json", str(FIXTURE))
     assert doc["tensor_count"] == FACTS["tensor_count"] and doc["metadata"]["variant"] == "frozen-graph"
     first = doc["tensors"][0]
     assert (first["name"], first["dtype"], first["offset"]) == ("dense/kernel", "F32", 124)
@@ -199,10 +187,8 @@ def test_value_encodings_and_lies(tmp_path: Path) -> None:
     assert info.metadata["output_candidates"] == ["y"]  # x feeds y; w is a variable, not an output
 
 
-def test_huge_tensor_content_is_located_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_huge_tensor_content_is_located_not_read(tmp_path: Path, count_file_reads: ReadCounter) -> None:
     """A 4 GiB Const in a sparse file: inspect reads the headers around it, never its bytes."""
-    from tensorfile import source
-
     size = 1 << 32
 
     def open_field(number: int, head: bytes) -> bytes:
@@ -218,15 +204,7 @@ def test_huge_tensor_content_is_located_not_read(tmp_path: Path, monkeypatch: py
     with path.open("wb") as fh:
         fh.write(header)
         fh.truncate(len(header) + size)  # sparse: the 4 GiB of zeros cost no disk
-    reads: list[int] = []
-    original = source.FileSource.read_at
-
-    def counting(self: source.FileSource, offset: int, length: int) -> bytes:
-        data = original(self, offset, length)
-        reads.append(len(data))
-        return data
-
-    monkeypatch.setattr(source.FileSource, "read_at", counting)
+    reads = count_file_reads()
     start = time.perf_counter()
     assert identify(path).details["variant"] == "frozen-graph"
     info = inspect(path)
@@ -279,23 +257,7 @@ def test_lying_length_inside_a_node_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_truncated_and_flipped_fixture_never_crashes(tmp_path: Path) -> None:
-    data = FIXTURE.read_bytes()
-    rng = random.Random(7)
-    outcomes = {"report": 0, "error": 0}
-    for i in range(120):
-        mutated = bytearray(data)
-        if i % 3 == 0:
-            mutated = mutated[: rng.randrange(1, len(mutated))]
-        else:
-            for _ in range(rng.randrange(1, 6)):
-                mutated[rng.randrange(len(mutated))] = rng.getrandbits(8)
-        path = tmp_path / f"m{i}.pb"
-        path.write_bytes(bytes(mutated))
-        try:
-            inspect(path)
-            outcomes["report"] += 1
-        except TensorfileError:
-            outcomes["error"] += 1
+    outcomes = inspect_mutations(FIXTURE.read_bytes(), 7, 120, tmp_path, ".pb")
     assert outcomes["report"] and outcomes["error"]  # both paths taken, and nothing else escaped
 
 

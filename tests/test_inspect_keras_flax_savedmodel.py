@@ -13,6 +13,7 @@ import json
 import shutil
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,10 @@ from tensorfile.formats import flax, keras, savedmodel
 from tensorfile.formats.registry import INSPECTORS
 from tensorfile.identification import identify
 from tensorfile.inspection import inspect
-from tensorfile.model import ModelInfo
+from tensorfile.model import Identification, ModelInfo
 from tensorfile.source import FileSource
 
-from .conftest import CORPUS, heavy
+from .conftest import CORPUS, ReadCounter, heavy
 from .pbwire import field as _field
 from .pbwire import varint as _varint
 
@@ -202,13 +203,23 @@ def test_keras_h5_chunked_bfloat16_big_endian_and_strings(tmp_path: Path) -> Non
     assert any("vars/3" in w and "skipped" in w for w in info.warnings)
 
 
-def test_keras_h5_corrupt_is_a_format_error(tmp_path: Path) -> None:
-    good = heavy("keras3_legacy_full.h5")
+@pytest.mark.parametrize(
+    ("fixture", "keep", "inspector"),
+    [
+        ("keras3_legacy_full.h5", 3000, keras.inspect_h5),
+        ("keras3_dense.keras", 5000, keras.inspect_keras_zip),
+    ],
+    ids=["h5", "keras-v3"],
+)
+def test_keras_truncated_is_a_format_error(
+    tmp_path: Path, fixture: str, keep: int, inspector: Callable[[Path, Identification], ModelInfo]
+) -> None:
+    good = heavy(fixture)
     ident = identify(good)
-    bad = tmp_path / "cut.h5"
-    bad.write_bytes(good.read_bytes()[:3000])
+    bad = tmp_path / f"cut{good.suffix}"
+    bad.write_bytes(good.read_bytes()[:keep])
     with pytest.raises(FormatError):
-        keras.inspect_h5(bad, ident)
+        inspector(bad, ident)
 
 
 def test_keras_h5_that_hangs_the_hdf5_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,25 +245,16 @@ def test_isolation_reports_crashes_and_errors() -> None:
     assert "boom" in keras.run_isolated(lambda: {}["boom"], "x.h5")["error"]
 
 
-def test_keras_h5_reads_only_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keras_h5_reads_only_metadata(tmp_path: Path, count_file_reads: ReadCounter) -> None:
     path = tmp_path / "big.weights.h5"
     with h5py.File(path, "w") as h5:
         for i in range(4):
             h5[f"layers/dense_{i}/vars/0"] = np.zeros((2048, 1024), "<f4")  # 32 MB in all
-    read = 0
-    original = FileSource.read_at
-
-    def counting(self: FileSource, offset: int, length: int) -> bytes:
-        nonlocal read
-        data = original(self, offset, length)
-        read += len(data)
-        return data
-
-    monkeypatch.setattr(FileSource, "read_at", counting)
+    reads = count_file_reads()
     with FileSource(path) as source:  # the payload function in-process, so the count is ours to see
         payload = keras._h5_payload(source.open_stream, str(path), 0, True)
     assert len(payload["tensors"]) == 4 and payload["tensors"][0]["numel"] == 2048 * 1024
-    assert read < 256 * 1024
+    assert sum(reads) < 256 * 1024
 
 
 # --- .keras zip ------------------------------------------------------------------------------------
@@ -312,15 +314,6 @@ def test_keras_v3_npz_variant(tmp_path: Path) -> None:
     assert table(info) == {"layers/dense/0": ([3, 2], "F32"), "layers/dense/1": ([2], "F32")}
     assert info.checkpoint["optimizer"]["tensor_count"] == 2
     assert info.checkpoint["optimizer"]["parameter_count"] == 7
-
-
-def test_keras_v3_truncated_is_a_format_error(tmp_path: Path) -> None:
-    good = heavy("keras3_dense.keras")
-    ident = identify(good)
-    bad = tmp_path / "cut.keras"
-    bad.write_bytes(good.read_bytes()[:5000])
-    with pytest.raises(FormatError):
-        keras.inspect_keras_zip(bad, ident)
 
 
 # --- Flax msgpack ----------------------------------------------------------------------------------
@@ -442,22 +435,13 @@ def test_flax_chunked_scalars_and_plain_values(tmp_path: Path) -> None:
     assert info.checkpoint is None and not info.warnings
 
 
-def test_flax_reads_only_headers_of_a_big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flax_reads_only_headers_of_a_big_file(tmp_path: Path, count_file_reads: ReadCounter) -> None:
     tree = {"params": {f"w{i}": _flax_array(np.zeros((1024, 1024), "<f4")) for i in range(8)}}
     path = _write(tmp_path / "big.msgpack", tree)  # 32 MB of weights
-    read = 0
-    original = FileSource.read_at
-
-    def counting(self: FileSource, offset: int, length: int) -> bytes:
-        nonlocal read
-        data = original(self, offset, length)
-        read += len(data)
-        return data
-
-    monkeypatch.setattr(FileSource, "read_at", counting)
+    reads = count_file_reads()
     info = flax.inspect_file(path, identify(path))
     assert info.tensor_count == 8 and info.parameter_count == 8 * 1024 * 1024
-    assert read < 1024 * 1024  # a few windows per array, never the data
+    assert sum(reads) < 1024 * 1024  # a few windows per array, never the data
 
 
 def test_flax_hostile(tmp_path: Path) -> None:

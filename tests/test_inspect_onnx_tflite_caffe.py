@@ -23,7 +23,7 @@ from tensorfile.identification import identify
 from tensorfile.inspection import inspect
 from tensorfile.model import ModelInfo
 
-from .conftest import CORPUS, HEAVY, heavy
+from .conftest import CORPUS, HEAVY, ReadCounter, heavy
 from .pbwire import field as _field
 from .pbwire import varint as _varint
 
@@ -433,11 +433,9 @@ def test_onnx_deeply_nested_subgraphs_are_bounded(tmp_path: Path) -> None:
     assert info.metadata["subgraph_count"] == 32
 
 
-def test_onnx_inspect_reads_headers_not_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_inspect_reads_headers_not_weights(tmp_path: Path, count_file_reads: ReadCounter) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-
-    from tensorfile import source
 
     weights = [numpy_helper.from_array(np.zeros((512, 1024), np.float32), f"w{i}") for i in range(4)]
     graph = helper.make_graph(
@@ -445,15 +443,7 @@ def test_onnx_inspect_reads_headers_not_weights(tmp_path: Path, monkeypatch: pyt
     )
     path = tmp_path / "big.onnx"
     onnx.save_model(helper.make_model(graph), path)
-    reads: list[int] = []
-    original = source.FileSource.read_at
-
-    def counting(self: source.FileSource, offset: int, length: int) -> bytes:
-        data = original(self, offset, length)
-        reads.append(len(data))
-        return data
-
-    monkeypatch.setattr(source.FileSource, "read_at", counting)
+    reads = count_file_reads()
     info = inspect(path)
     assert info.tensor_count == 4 and info.total_bytes == 4 * 512 * 1024 * 4
     assert max(reads) <= 64 * 1024

@@ -38,6 +38,8 @@ from tensorfile.scan.archives import (
 )
 from tensorfile.scan.findings import Finding
 
+from .conftest import ReadCounter
+
 # {'a': 1} as protocol 4, byte for byte.
 PAYLOAD = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s."
 BIG = bytes(range(256)) * 1024  # 256 KiB, more than one head
@@ -69,6 +71,18 @@ def rules(findings: list[Finding]) -> dict[str, list[Finding]]:
 
 def by_name(members: list[Member]) -> dict[str, Member]:
     return {m.name: m for m in members}
+
+
+def walk_model_members(path: Path) -> tuple[list[Member], dict[str, Member]]:
+    """Walk an archive holding model/data.pkl (PAYLOAD) and model/big.bin (BIG): no findings, both
+    read back whole. The members, and the same by name."""
+    members, findings = walk(path)
+    assert findings == []
+    got = by_name(members)
+    assert got["model/data.pkl"].head == PAYLOAD
+    assert got["model/big.bin"].head == BIG[: 64 * 1024]
+    assert got["model/big.bin"].content == BIG  # type: ignore[attr-defined]
+    return members, got
 
 
 # --- a tiny zip writer for hostile layouts ------------------------------------------------
@@ -513,26 +527,17 @@ def test_member_count_cap(tmp_path: Path) -> None:
     assert [f.rule for f in findings] == ["archive-too-many-members"]
 
 
-def test_walk_reads_only_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_walk_reads_only_heads(tmp_path: Path, count_file_reads: ReadCounter) -> None:
     """A torch-like zip of 40 x 1 MiB stored members: the walk reads heads and the directory only."""
     torch = pytest.importorskip("torch")
     path = tmp_path / "wide.pt"
     torch.save({f"l{i}": torch.zeros(256 * 1024) for i in range(40)}, path)
-    read = 0
-    original = archives.FileSource.read_at
-
-    def counting(self: archives.FileSource, offset: int, length: int) -> bytes:
-        nonlocal read
-        data = original(self, offset, length)
-        read += len(data)
-        return data
-
-    monkeypatch.setattr(archives.FileSource, "read_at", counting)
+    reads = count_file_reads()
     start = time.perf_counter()
     members, findings = walk(path, read=False)
     elapsed = time.perf_counter() - start
     assert len(members) >= 40 and findings == []
-    assert read < len(members) * (64 << 10) + (1 << 20) < path.stat().st_size // 4
+    assert sum(reads) < len(members) * (64 << 10) + (1 << 20) < path.stat().st_size // 4
     assert elapsed < 1.0
 
 
@@ -555,12 +560,7 @@ def make_tar(mode: str = "w", extra: list[tarfile.TarInfo] | None = None) -> byt
 def test_tar_plain_and_compressed(tmp_path: Path, mode: str) -> None:
     path = tmp_path / "m.tar"
     path.write_bytes(make_tar(mode))
-    members, findings = walk(path)
-    assert findings == []
-    got = by_name(members)
-    assert got["model/data.pkl"].head == PAYLOAD
-    assert got["model/big.bin"].head == BIG[: 64 * 1024]
-    assert got["model/big.bin"].content == BIG  # type: ignore[attr-defined]
+    members, got = walk_model_members(path)
     assert {m.container for m in members} == {"tar"}
     assert (got["model/big.bin"].source is not None) == (mode == "w")
 
@@ -702,12 +702,7 @@ def test_7z_members(tmp_path: Path) -> None:
         z.writestr(PAYLOAD, "model/data.pkl")
         z.writestr(BIG, "model/big.bin")
         z.writestr(b"", "empty.txt")
-    members, findings = walk(path)
-    assert findings == []
-    got = by_name(members)
-    assert got["model/data.pkl"].head == PAYLOAD
-    assert got["model/big.bin"].head == BIG[: 64 * 1024]
-    assert got["model/big.bin"].content == BIG  # type: ignore[attr-defined]
+    members, got = walk_model_members(path)
     assert got["empty.txt"].head == b""
     assert {m.container for m in members} == {"7z"}
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from tensorfile.scan import scan, scan_file
 from tensorfile.scan.findings import rank
 
-from .conftest import HEAVY
+from .conftest import HEAVY, LIBRARY_FILES, run_cli
 from .pbwire import field as _pbfield
 from .pickle_asm import Asm
 
@@ -42,21 +40,7 @@ def assert_quiet(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "pytorch_state_dict",
-        "pytorch_hf_bin",
-        "pytorch_training_checkpoint",
-        "pytorch_legacy",
-        "torchscript",
-        "safetensors",
-        "gguf",
-        "onnx",
-        "npy",
-        "npz",
-        "pickle",
-        "pickle_protocol0",
-        "joblib",
-    ],
+    [*LIBRARY_FILES, "pytorch_hf_bin", "pytorch_training_checkpoint", "onnx", "pickle_protocol0"],
 )
 def test_benign_files_from_real_libraries(made: Callable[[str], Path], name: str) -> None:
     path = made(name)
@@ -283,16 +267,12 @@ def test_unreadable_and_missing_fail_closed(tmp_path: Path) -> None:
     assert report.results[0].status == "error"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tensorfile", "scan", *args], capture_output=True, text=True)
-
-
 def test_cli_exit_codes_json_and_sarif(tmp_path: Path, made: Callable[[str], Path]) -> None:
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(EVIL)
     clean = made("safetensors")
-    assert _cli(str(clean)).returncode == 0
-    out = _cli(str(evil), str(clean), "--json", "--sarif", str(tmp_path / "out.sarif"))
+    assert run_cli("scan", str(clean)).returncode == 0
+    out = run_cli("scan", str(evil), str(clean), "--json", "--sarif", str(tmp_path / "out.sarif"))
     assert out.returncode == 1, out.stderr
     doc = json.loads(out.stdout)
     assert doc["summary"]["verdicts"]["unsafe"] == 1
@@ -304,9 +284,9 @@ def test_cli_exit_codes_json_and_sarif(tmp_path: Path, made: Callable[[str], Pat
     results = sarif["runs"][0]["results"]
     assert any(r["ruleId"] == "pickle-dangerous-global" and r["level"] == "error" for r in results)
     # --fail-on critical still fails; a medium-only file passes at the default level
-    assert _cli(str(evil), "--fail-on", "critical").returncode == 1
-    assert _cli(str(tmp_path / "nope.pt")).returncode == 2
-    assert "Traceback" not in _cli(str(tmp_path / "nope.pt")).stderr
+    assert run_cli("scan", str(evil), "--fail-on", "critical").returncode == 1
+    assert run_cli("scan", str(tmp_path / "nope.pt")).returncode == 2
+    assert "Traceback" not in run_cli("scan", str(tmp_path / "nope.pt")).stderr
 
 
 def test_keras_v3_zip_with_lambda(tmp_path: Path) -> None:
@@ -376,9 +356,7 @@ def test_fifo_is_refused_not_read(tmp_path: Path) -> None:
 
     fifo = tmp_path / "model.pt"
     os.mkfifo(fifo)
-    out = subprocess.run(
-        [sys.executable, "-m", "tensorfile", "scan", str(fifo)], capture_output=True, text=True, timeout=60
-    )
+    out = run_cli("scan", str(fifo), timeout=60)
     assert out.returncode == 2
     assert "not a regular file" in out.stdout and "Traceback" not in out.stderr
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
-import zlib
 from collections.abc import Callable
 from math import prod
 from pathlib import Path
 from typing import Any
 
+from ..decompress import DECODE_ERRORS, KINDS, DecompressedStream, new_decompressor
 from ..dtypes import lookup, nbytes
 from ..errors import FormatError, UnsupportedError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
@@ -24,7 +22,6 @@ from ..picklevm import (
     scan_globals,
 )
 from ..probe import FileProbe
-from ..source import PositionedStream
 from .pytorch import legacy_magic_at
 
 _DECOMPRESSED_PEEK = 256 * 1024
@@ -34,22 +31,22 @@ def _decompress_head(head: bytes) -> tuple[str, bytes] | None:
     """(compression name, first decompressed bytes) for a compressed stream, else None."""
     try:
         if head[:2] == b"\x1f\x8b":
-            return "gzip", zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _DECOMPRESSED_PEEK)
+            return "gzip", new_decompressor("gzip").decompress(head, _DECOMPRESSED_PEEK)
         if len(head) > 1 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA):
-            return "zlib", zlib.decompressobj().decompress(head, _DECOMPRESSED_PEEK)
+            return "zlib", new_decompressor("zlib").decompress(head, _DECOMPRESSED_PEEK)
         if head[:6] == b"\xfd7zXZ\x00":
-            return "xz", lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(head, _DECOMPRESSED_PEEK)
+            return "xz", new_decompressor("xz").decompress(head, _DECOMPRESSED_PEEK)
         if head[:3] == b"\x5d\x00\x00":
-            return "lzma", lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, _DECOMPRESSED_PEEK)
+            return "lzma", new_decompressor("lzma").decompress(head, _DECOMPRESSED_PEEK)
         if head[:3] == b"BZh" and head[4:10] == b"1AY&SY":
-            return "bz2", bz2.BZ2Decompressor().decompress(head, _DECOMPRESSED_PEEK)
+            return "bz2", new_decompressor("bz2").decompress(head, _DECOMPRESSED_PEEK)
         if head[:2] == b"ZF":  # joblib < 0.10: 'ZF' + hex length, then a zlib stream
             zstart = head.find(b"x", 2, 40)
             if zstart > 0:
-                return "zlib (joblib<0.10)", zlib.decompressobj().decompress(
+                return "zlib (joblib<0.10)", new_decompressor("zlib").decompress(
                     head[zstart:], _DECOMPRESSED_PEEK
                 )
-    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+    except DECODE_ERRORS:
         return None
     return None
 
@@ -111,53 +108,17 @@ _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _RECONSTRUCT = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
 
 
-class _Forward(PositionedStream):
-    """A forward-only readable stream over a decompressor, so joblib's raw bytes can be skipped."""
-
-    def __init__(self, raw: Any, decompressor: Any) -> None:
-        super().__init__()
-        self._raw = raw
-        self._dec = decompressor
-        self._buf = b""
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
-            chunk = self._raw.read(1 << 16)
-            if not chunk:
-                self._buf += self._dec.flush() if hasattr(self._dec, "flush") else b""
-                break
-            self._buf += self._dec.decompress(chunk)
-        out = self._buf if size < 0 else self._buf[:size]
-        self._buf = self._buf[len(out) :]
-        self._pos += len(out)
-        return out
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self._pos + offset
-        if target < self._pos:
-            raise OSError("cannot seek backwards in a compressed stream")
-        while self._pos < target:
-            if not self.read(min(target - self._pos, 1 << 20)):
-                break
-        return self._pos
-
-
 def _open_stream(path: Path, compression: str | None) -> Any:
     raw = path.open("rb")
     if compression is None:
         return raw
-    decompressors = {
-        "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-        "zlib": zlib.decompressobj,
-        "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
-        "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
-        "bz2": bz2.BZ2Decompressor,
-    }
-    if compression not in decompressors:
+    if compression not in KINDS:
         raw.close()
         raise UnsupportedError(f"{compression} pickles are not inspected yet", path)
-    return _Forward(raw, decompressors[compression]())
+    # Forward-only: joblib's raw array bytes are skipped by decompressing them. A stream cut short
+    # just ends, so the pickle reader reports it as truncated, as for an uncompressed file.
+    stream = DecompressedStream(raw, lambda _src: new_decompressor(compression), allow_truncated=True)
+    return io.BufferedReader(stream)  # read(n) returns n bytes unless the data ends
 
 
 def _dtype_from_call(value: Any) -> str | None:

@@ -42,7 +42,6 @@ caller sets `FileResult.status = "incomplete"` (fail closed). The rules:
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import io
 import lzma
@@ -57,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..decompress import DECODE_ERRORS, KINDS, DecoderFactory, DecompressedStream, new_decompressor
 from ..errors import FormatError, UnsupportedError
 from ..probe import HEAD_SIZE
 from ..source import ByteSource, FileSource, PositionedStream, SliceSource, SourceStream
@@ -69,7 +69,6 @@ SPOOL_MEMORY = 32 << 20  # temporary copies stay in memory up to this size
 MAX_READ = 64 << 20  # the most one read() of a member stream returns (read() / read(-1) too)
 LZMA_MEMLIMIT = 320 << 20
 CHUNK = 1 << 20
-_IN_CHUNK = 64 << 10
 _SEVENZIP_HEADS = 64 << 20  # 7z heads are collected in one pass: cap their total
 
 INCOMPLETE_RULES = frozenset(
@@ -176,18 +175,8 @@ def _peek_decompressed(head: bytes, kind: str) -> bytes | None:
     happens to start like a zlib or lzma header fails within a few hundred bytes.
     """
     try:
-        if kind == "gzip":
-            d: Any = zlib.decompressobj(31)
-        elif kind == "zlib":
-            d = zlib.decompressobj(15)
-        elif kind == "bz2":
-            d = bz2.BZ2Decompressor()
-        elif kind == "xz":
-            d = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=LZMA_MEMLIMIT)
-        else:
-            d = lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
-        out = d.decompress(head, 1 << 20)
-    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError, MemoryError):
+        out = new_decompressor(kind, memlimit=LZMA_MEMLIMIT).decompress(head, 1 << 20)
+    except (*DECODE_ERRORS, MemoryError):
         return None
     if not out and kind in ("zlib", "lzma"):
         return None  # the weak magics must prove themselves with some output
@@ -611,122 +600,12 @@ def _plain_reader(ctx: _Ctx, source: ByteSource, name: str) -> _Reader:
     )
 
 
-class _ZlibDec:
-    """zlib's decompressobj behind the lzma/bz2 decompressor interface."""
-
-    def __init__(self, wbits: int) -> None:
-        self._d = zlib.decompressobj(wbits)
-
-    @property
-    def eof(self) -> bool:
-        return self._d.eof
-
-    @property
-    def needs_input(self) -> bool:
-        return not self._d.unconsumed_tail
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._d.unused_data
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        return self._d.decompress(self._d.unconsumed_tail + data, max_length)
-
-
-class _Decompressing(io.RawIOBase):
-    """Decompressed bytes of a compressed stream, produced a bounded chunk at a time.
-
-    `multi`: concatenated streams are read on (gzip members, bz2/xz streams), zero padding
-    between them is skipped and a trailing part that is not a valid stream is ignored.
-    """
-
-    def __init__(self, src: BinaryIO, make: Callable[[BinaryIO], Any], *, multi: bool) -> None:
-        super().__init__()
-        self._src = src
-        self._make = make
-        self._multi = multi
-        self._dec = make(src)
-        self._feed = b""
-        self._later = False  # decoding a stream after the first
-        self._produced = 0  # bytes out of the current stream
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        out = self._next(len(buffer))
-        buffer[: len(out)] = out
-        return len(out)
-
-    def _next(self, n: int) -> bytes:
-        while not self._done and n > 0:
-            dec = self._dec
-            if dec.eof:
-                if not self._multi or not self._restart(dec.unused_data):
-                    self._done = True
-                    break
-                continue
-            exhausted = False
-            if dec.needs_input:
-                data, self._feed = self._feed or self._src.read(_IN_CHUNK), b""
-                exhausted = not data
-            else:
-                data = b""
-            try:
-                out = dec.decompress(data, n)
-            except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
-                if self._later and not self._produced:
-                    self._done = True  # trailing bytes that are not a stream: ignored, like gzip/bz2
-                    break
-                raise
-            if out:
-                self._produced += len(out)
-                return out
-            if exhausted and not dec.eof:
-                if self._later and not self._produced:
-                    self._done = True
-                    break
-                raise EOFError("compressed data ends before the end of its stream (truncated)")
-        return b""
-
-    def _restart(self, rest: bytes) -> bool:
-        while True:
-            rest = rest.lstrip(b"\x00")
-            if rest:
-                break
-            rest = self._src.read(_IN_CHUNK)
-            if not rest:
-                return False
-        self._dec = self._make(io.BytesIO(b""))
-        self._feed = rest
-        self._later = True
-        self._produced = 0
-        return True
-
-    def close(self) -> None:
-        try:
-            self._src.close()
-        finally:
-            super().close()
-
-
-def _decoder(kind: str) -> Callable[[BinaryIO], Any]:
-    if kind == "gzip":
-        return lambda _src: _ZlibDec(31)
-    if kind == "zlib":
-        return lambda _src: _ZlibDec(15)
-    if kind == "deflate":
-        return lambda _src: _ZlibDec(-15)
-    if kind == "bz2":
-        return lambda _src: bz2.BZ2Decompressor()
-    if kind == "xz":
-        return lambda _src: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=LZMA_MEMLIMIT)
-    if kind == "lzma":
-        return lambda _src: lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
+def _decoder(kind: str) -> DecoderFactory:
     if kind == "zip-lzma":
         return _zip_lzma_decoder
-    raise ValueError(kind)
+    if kind not in KINDS:
+        raise ValueError(kind)  # here, not when the member is first read
+    return lambda _src: new_decompressor(kind, memlimit=LZMA_MEMLIMIT)
 
 
 def _zip_lzma_decoder(src: BinaryIO) -> Any:
@@ -756,7 +635,7 @@ def _decompressed_reader(
 ) -> tuple[_Reader, _Guarded]:
     make = _decoder(kind)
     guard = _Guarded(
-        lambda: _Decompressing(opener(), make, multi=multi),
+        lambda: DecompressedStream(opener(), make, multi=multi),
         ctx,
         name,
         counted=True,
@@ -873,15 +752,16 @@ class _Entry:
 
 
 @dataclass
-class _Local:
-    offset: int
-    name: str
-    flags: int
-    method: int
-    crc: int
-    csize: int | None
-    usize: int | None
+class _Local(_Entry):
+    """A local header: the entry as it describes itself, and where its data starts."""
+
     data_start: int
+
+
+def _entry_from_local(local: _Local, data_end: int) -> _Entry:
+    """The entry of a member known only by its local header; an unknown size runs to `data_end`."""
+    csize = max(0, data_end - local.data_start) if local.csize is None else local.csize
+    return _Entry(local.name, local.flags, local.method, local.crc, csize, local.usize, local.offset)
 
 
 def _decode_name(raw: bytes, flags: int) -> str:
@@ -977,13 +857,13 @@ def _read_local(src: ByteSource, offset: int) -> _Local | None:
     usize, csize, _ = _zip64_sizes(rest[nlen:], usize, csize, 0)
     unknown = bool(flags & 0x08) and csize == 0
     return _Local(
-        offset,
         _decode_name(rest[:nlen], flags),
         flags,
         method,
         crc,
         None if unknown else csize,
         None if unknown else usize,
+        offset,
         offset + 30 + nlen + xlen,
     )
 
@@ -1100,11 +980,7 @@ def _hidden_members(
                     local.name,
                 )
             )
-            entry = _Entry(
-                local.name, local.flags, local.method, local.crc, local.csize, local.usize, local.offset
-            )
-            if entry.csize is None:
-                entry.csize = max(0, data_end - local.data_start)
+            entry = _entry_from_local(local, data_end)
             yield from _zip_member(ctx, src, entry, local.flags, local.data_start)
 
 
@@ -1123,11 +999,7 @@ def _walk_zip_locals(ctx: _Ctx, src: ByteSource, why: str) -> Iterator[Member | 
         if ctx.stop or not ctx.count_member():
             yield from ctx.drain()
             return
-        entry = _Entry(
-            local.name, local.flags, local.method, local.crc, local.csize, local.usize, local.offset
-        )
-        if entry.csize is None:
-            entry.csize = max(0, data_end - local.data_start)
+        entry = _entry_from_local(local, data_end)
         yield from _zip_member(ctx, src, entry, local.flags, local.data_start)
     if not found:
         raise FormatError(f"not a readable zip archive: {why}", ctx.label)
