@@ -13,7 +13,7 @@ import pytest
 from tensorfile.estimate import estimate_memory, make_run, spec_from_config, spec_from_size
 from tensorfile.estimate.gpus import GPUS, find_gpu, fits, max_batch, max_context
 from tensorfile.estimate.memory import estimate
-from tensorfile.estimate.run import RunSpec
+from tensorfile.estimate.run import RunError, RunSpec
 from tensorfile.estimate.spec import parse_size
 from tensorfile.estimate.validation import check_row, load_rows
 from tensorfile.estimate.weights import weight_bytes
@@ -170,6 +170,21 @@ def test_zero3_reduce_bucket_and_modules_to_save_dtype() -> None:
     )
 
 
+def test_cpu_device_is_plain_ram() -> None:
+    spec = spec_from_size(7_000_000_000)
+    gpu = estimate(spec, make_run(weights="gguf:Q4_K_M", seq_len=4096))
+    cpu = estimate(spec, make_run(weights="gguf:Q4_K_M", seq_len=4096, device="cpu"))
+    cuda_only = {"workspace", "allocator margin", "CUDA context"}
+    assert cuda_only <= set(gpu.breakdown) and not cuda_only & set(cpu.breakdown)
+    assert gpu.host_bytes > 0 and cpu.host_bytes == 0  # llama.cpp's host-kept embeddings: the same RAM
+    assert cpu.breakdown["weights"] == gpu.breakdown["weights"] + gpu.host_bytes
+    assert cpu.per_gpu_bytes == gpu.per_gpu_bytes + gpu.host_bytes - sum(gpu.breakdown[k] for k in cuda_only)
+    with pytest.raises(RunError, match="inference on one machine"):
+        make_run(method="lora", device="cpu")
+    with pytest.raises(RunError, match="--device"):
+        make_run(device="tpu")
+
+
 def test_counters_nest() -> None:
     spec = spec_from_config(LLAMA2_7B)
     run = make_run(seq_len=8192, gen_tokens=512)
@@ -280,6 +295,9 @@ def test_cli_text_report_and_solvers() -> None:
     out = _cli("estimate", "8B", "--gpu", "4090", "--max-batch", "--max-context", "--explain")
     assert out.returncode == 0, out.stderr
     assert "KV cache" in out.stdout and "largest batch" in out.stdout and "longest context" in out.stdout
+    cpu = _cli("estimate", "7B", "--weights", "gguf:Q4_K_M", "--device", "cpu")
+    assert cpu.returncode == 0, cpu.stderr
+    assert " of RAM, at " in cpu.stdout and "GPUs (whole process" not in cpu.stdout
 
 
 @pytest.mark.parametrize(
@@ -292,6 +310,8 @@ def test_cli_text_report_and_solvers() -> None:
         ("7B", "--task", "inference", "--method", "lora"),
         ("7B", "--batch", "0"),
         ("7B", "--method", "lora", "--grad-accum", "0"),
+        ("7B", "--device", "cpu", "--method", "lora"),
+        ("7B", "--device", "cpu", "--gpu", "4090", "--max-batch"),
         ("7B", "--method", "lora", "--lora-targets", "nothing"),
         ("7B", "--task", "bogus"),  # click's own usage errors too
         ("7B", "--batch", "abc"),

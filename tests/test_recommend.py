@@ -67,13 +67,18 @@ def test_cpu_with_8_gib_picks_a_4_bit_or_smaller_gguf_that_fits() -> None:
     assert rec.fits is True
     assert rec.runtime_bytes <= 8 * GIB
     assert rec.runtime_bytes <= rec.budget_bytes == round(0.9 * 8 * GIB)
-    # the number is the estimator's: llama.cpp engine, KV cache for the default context, host part included
-    est = estimate_memory("7B", weights=rec.weights, engine="llama.cpp", seq_len=4096, gen_tokens=512)
-    est_ram = estimate_memory(
-        "7B", weights=rec.weights, engine="llama.cpp", seq_len=4096, gen_tokens=512, counter="allocated"
+    # the number is the estimator's CPU run: llama.cpp engine, KV cache for the default context,
+    # the host-kept token embeddings in the same RAM, no CUDA context, workspace or allocator margin
+    run = dict(weights=rec.weights, engine="llama.cpp", seq_len=4096, gen_tokens=512)
+    est = estimate_memory("7B", **run)
+    est_ram = estimate_memory("7B", **run, device="cpu")
+    assert (
+        rec.runtime_bytes
+        == round(est_ram.per_gpu_bytes)
+        == round(est.per_gpu_bytes + est.host_bytes)
+        - (est.breakdown["workspace"] + est.breakdown["allocator margin"] + est.breakdown["CUDA context"])
     )
-    assert rec.runtime_bytes == round(est_ram.per_gpu_bytes + est_ram.host_bytes)
-    assert est.per_gpu_bytes > est_ram.per_gpu_bytes  # no CUDA context counted for a CPU
+    assert est_ram.host_bytes == 0 and "workspace" not in est_ram.breakdown
     assert rec.disk_bytes == round(weight_bytes(est_ram.model, rec.weights).total)
     assert rec.breakdown["KV cache"] > 1 * GIB
     # the next better option did not fit, and the reason says so with its number

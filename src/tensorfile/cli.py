@@ -411,6 +411,13 @@ def _choice(*values: str) -> click.Choice:
     "--logits", type=_choice("last", "all"), default="last", help="Prefill logits (all: transformers < 4.45)."
 )
 @click.option("--engine", type=_choice("auto", "transformers", "llama.cpp"), default="auto")
+@click.option(
+    "--device",
+    type=_choice("gpu", "cpu"),
+    default="gpu",
+    show_default=True,
+    help="cpu: the RAM of a CPU-only run (no CUDA context, workspace or allocator margin).",
+)
 @click.option("--layers", type=int)
 @click.option("--hidden", "hidden_size", type=int)
 @click.option("--heads", type=int)

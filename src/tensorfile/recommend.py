@@ -716,8 +716,8 @@ def _size(plan: Plan, option: Option, source: _Source, run: dict[str, Any], gpus
     if not source.shaped:
         disk = source.params * (12.0 if training else _flat(weights))  # type: ignore[operator]
         return _Sized(option, label, weights, disk, None, {})
-    counter = "allocated" if plan.device == "RAM" else "nvidia-smi"
-    est = estimate_memory(source.spec, **settings, **run, counter=counter, gpus=gpus)
+    device = {"counter": "allocated", "device": "cpu"} if plan.device == "RAM" else {"counter": "nvidia-smi"}
+    est = estimate_memory(source.spec, **settings, **run, **device, gpus=gpus)
     parts = est.breakdown
     if training:
         states = parts.get("optimizer states", 0)
@@ -725,9 +725,7 @@ def _size(plan: Plan, option: Option, source: _Source, run: dict[str, Any], gpus
         disk = parts.get("weights", 0) + states if settings["method"] == "full" else states * 1.5
     else:
         disk = weight_bytes(source.spec, est.run.weights).total
-    need = est.per_gpu_bytes + (est.host_bytes if plan.device == "RAM" else 0)
-    if est.host_bytes and plan.device == "RAM":
-        parts = {**parts, "weights": parts.get("weights", 0) + round(est.host_bytes)}
+    need = est.per_gpu_bytes  # a RAM plan runs with device cpu: host-kept tensors are in the weights
     return _Sized(option, label, weights, disk, None if not plan.device else need, parts, gpus)
 
 

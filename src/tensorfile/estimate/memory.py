@@ -154,6 +154,16 @@ def estimate(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
 def _finish(result: MemoryEstimate) -> None:
     run = result.run
     result.parts = [p for p in result.parts if p.bytes > 0]
+    if run.device == "cpu":
+        # One RAM: what a GPU run keeps on the host (llama.cpp's token embeddings) is counted in it.
+        if result.host_bytes:
+            weights = next((p for p in result.parts if p.name == "weights"), None)
+            if weights is not None:
+                weights.bytes += result.host_bytes
+                weights.formula += f" + {result.host_bytes / GIB:.2f} GiB kept on the host"
+                result.host_bytes = 0.0
+        result.notes.append("CPU run: no CUDA context, cuBLAS workspace or caching-allocator margin")
+        return
     result.parts.append(Part("workspace", WORKSPACE_BYTES, "cuBLAS workspace and small buffers: 64 MiB"))
     if run.counter in ("reserved", "nvidia-smi"):
         margin = _margin_bytes(result.parts)

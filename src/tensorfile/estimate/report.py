@@ -8,6 +8,7 @@ from typing import Any
 from .gpus import GPU, fits, max_batch, max_context
 from .memory import GIB, MemoryEstimate
 from .quick import QuickRow, quick_table
+from .run import RunError
 
 
 @dataclass
@@ -68,7 +69,10 @@ def build_report(
 ) -> EstimateReport:
     run = est.run
     quick = quick_table(est.model, seq_len=run.seq_len, gen_tokens=run.gen_tokens, batch=run.batch)
-    report = EstimateReport(est, fits(est.model, run), quick, gpu=gpu, facts=facts or {})
+    if run.device == "cpu" and gpu is not None:
+        raise RunError("--gpu, --max-batch and --max-context are for GPU runs, not --device cpu")
+    table = {} if run.device == "cpu" else fits(est.model, run)
+    report = EstimateReport(est, table, quick, gpu=gpu, facts=facts or {})
     if gpu is not None and want_batch:
         report.max_batch = max_batch(est.model, run, gpu)
     if gpu is not None and want_context:
@@ -114,7 +118,8 @@ def render_estimate(console: Any, report: EstimateReport, explain: bool = False)
         Text.assemble(
             ("peak   ", "bold"),
             (_gib(est.per_gpu_bytes), "bold cyan"),
-            f" per GPU ({run.counter} counter), at {est.phase}",
+            " of RAM" if run.device == "cpu" else f" per GPU ({run.counter} counter)",
+            f", at {est.phase}",
         )
     )
     total = max(1, est.per_gpu_bytes)
@@ -153,6 +158,8 @@ def render_estimate(console: Any, report: EstimateReport, explain: bool = False)
         quick.add_row(row.setting, row.rule, says, _gib(row.detailed or 0), row.detailed_setting)
     console.print(quick)
 
+    if not report.fits:  # a CPU run: no GPU table
+        return
     fit = Table(title="GPUs (whole process, nvidia-smi view)", title_justify="left")
     fit.add_column("GPU")
     fit.add_column("memory", justify="right")

@@ -66,6 +66,9 @@ class RunSpec:
     loss_upcast: bool = True  # transformers computes the loss on fp32 logits; older remote code does not
     cache: str = "dynamic"  # "legacy": tuple caches (transformers < 4.36, remote code) rebuilt every step
     engine: str = "auto"  # transformers | llama.cpp (auto: llama.cpp for gguf weights)
+    # gpu: CUDA adds its context, the cuBLAS workspace and the caching allocator's margin;
+    # cpu: the memory is plain RAM (a CPU-only runtime, llama.cpp on a laptop or phone), none of those
+    device: str = "gpu"
     cuda_context_gib: float = 0.5
     zero3_live_params: float = 1e9  # DeepSpeed stage3_max_live_parameters
     ds_bucket: float = 2e8  # DeepSpeed reduce/allgather bucket size in elements (common configs: 2e8-5e8)
@@ -144,6 +147,9 @@ def make_run(**settings: Any) -> RunSpec:
     _check(run.logits, ("last", "all"), "--logits")
     _check(run.cache, ("dynamic", "legacy"), "--cache")
     _check(run.engine, ("auto", "transformers", "llama.cpp"), "--engine")
+    _check(run.device, ("gpu", "cpu"), "--device")
+    if run.device == "cpu" and (run.training or run.gpus > 1):
+        raise RunError("--device cpu is for inference on one machine; training is estimated per GPU")
     for name in ("batch", "seq_len", "gpus", "grad_accum"):
         if int(getattr(run, name)) < 1:
             raise RunError(f"--{name.replace('_', '-')} must be at least 1")
