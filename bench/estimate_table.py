@@ -59,6 +59,7 @@ def main() -> None:
     peers_doc = json.loads(PEERS.read_text()) if PEERS.exists() else {"rows": {}}
     peers = peers_doc.get("rows", {})
     checked = [check_row(r) for r in rows]
+    unpeered = sum(1 for r in rows if r["id"] not in peers)
     names = ("ours", "seed", "accelerate", "hf_mem", "deepspeed")
     by_kind: dict[str, dict[str, list[float]]] = {}
     lines: list[str] = []
@@ -75,6 +76,10 @@ def main() -> None:
         setting = f"{s.method} {s.weights} b{s.batch} s{s.seq_len}" + (
             f"+{s.gen_tokens}" if s.task == "inference" else ""
         )
+        if s.task == "train" and s.method in ("prompt", "prefix"):
+            setting += f" vt{s.virtual_tokens}"
+            if s.prompt_encoder != "none":
+                setting += f" {s.prompt_encoder}"
         if s.grad_ckpt:
             setting += " ckpt"
         if s.task == "train" and s.grad_accum > 1:
@@ -113,6 +118,8 @@ def main() -> None:
         "- **accelerate estimate-memory**, **hf-mem**, **DeepSpeed**: the real tools run offline by",
         "  `bench/peer_estimates.py` (a local stand-in for the Hub); what number was taken is recorded in",
         "  `bench/results/peer_estimates.json`. `–` where the tool has no answer for the setting.",
+        f"- {unpeered} rows have no entry in `bench/results/peer_estimates.json`: they were added after",
+        "  its last run, so their peer cells are `–` too.",
         "",
         "## Every row",
         "",

@@ -211,7 +211,7 @@ def test_cli_json_summary(tmp_path: Path) -> None:
     # the table form names the destination and the tensor count
     again = run_cli("convert", str(src), str(tmp_path / "again.safetensors"))
     assert again.returncode == 0, again.stderr
-    assert f"{len(sd)} tensors" in again.stdout
+    assert f"{len(sd)} tensors" in " ".join(again.stdout.split())  # rich wraps long temp paths
 
 
 def test_output_file_permissions_follow_umask(tmp_path: Path) -> None:

@@ -388,6 +388,9 @@ def _choice(*values: str) -> click.Choice:
 @click.option(
     "--virtual-tokens", type=int, default=20, show_default=True, help="Prompt/prefix tuning tokens."
 )
+@click.option(
+    "--prompt-encoder", type=_choice("none", "mlp", "lstm"), help="P-tuning (--method prompt): the encoder."
+)
 @click.option("--gpus", type=int, default=1, show_default=True)
 @click.option("--sharding", type=_choice("none", "ddp", "zero1", "zero2", "zero3", "fsdp"), default="none")
 @click.option(

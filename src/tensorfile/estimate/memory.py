@@ -121,6 +121,12 @@ def layer_activation_bytes(
         terms["lora inputs"] = kept * per_token
     total = b * seq * sum(terms.values())
     formula = "b·s·(" + " + ".join(f"{k} {v / max(1, h):.2g}h" for k, v in terms.items() if v) + ")"
+    if run.method == "prefix" and run.virtual_tokens:
+        # Prefix tuning hands every layer past_key_values of vt positions (peft/peft_model.py,
+        # get_prompt); the layer concatenates its own k, v to them, so the attention kernel keeps
+        # k and v (repeated to all heads) for vt more positions.
+        total += b * run.virtual_tokens * c * 2 * a
+        formula += f" + b·vt·2a·c (prefix k, v; vt={run.virtual_tokens})"
     return total, formula
 
 
@@ -326,8 +332,27 @@ def trainable_params(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
         count += saved_module_params(spec, run)
         return float(count), f"r {run.lora_r} × (in + out) over {', '.join(run.lora_targets)}"
     if run.method == "prompt":
-        return float(run.virtual_tokens * spec.hidden_size), "virtual tokens × h"
+        encoder, how = prompt_encoder_params(spec, run)
+        return float(run.virtual_tokens * spec.hidden_size + encoder), "virtual tokens × h" + how
     return float(run.virtual_tokens * spec.layers * 2 * spec.kv_width), "virtual tokens × L × 2 × kv"
+
+
+def prompt_encoder_params(spec: ModelSpec, run: RunSpec) -> tuple[float, str]:
+    """P-tuning's prompt encoder, as PEFT builds it (peft/tuners/p_tuning/model.py, PromptEncoder):
+    MLP: Linear(h, e), Linear(e, e), Linear(e, h); LSTM: a 2-layer bidirectional nn.LSTM of width e
+    (encoder_num_layers=2, PEFT's default) and a head Linear(2e, 2e), Linear(2e, h); biases
+    everywhere. e is encoder_hidden_size, which PEFT sets to the model's hidden size when unset
+    (peft/utils/other.py, _prepare_prompt_learning_config). It is built in fp32 and trains."""
+    if run.prompt_encoder == "none":
+        return 0.0, ""
+    h = spec.hidden_size
+    e = run.encoder_hidden or h
+    if run.prompt_encoder == "mlp":
+        return float(h * e + e + e * e + e + e * h + h), f" + MLP encoder h→{e}→{e}→h"
+    # torch's LSTM: per direction and layer 4 gates × (input + hidden) weights and two biases
+    lstm = 2 * 4 * e * (h + e + 2) + 2 * 4 * e * (2 * e + e + 2)
+    head = 2 * e * 2 * e + 2 * e + 2 * e * h + h
+    return float(lstm + head), f" + LSTM encoder (2 layers × 2 directions, width {e}) + MLP head"
 
 
 def _optimizer_bytes(run: RunSpec, trainable: float, state_mem: float, spec: ModelSpec) -> tuple[float, str]:

@@ -14,6 +14,8 @@ PRECISIONS = ("amp", "bf16-true", "fp32")
 OPTIMIZERS = ("adamw", "adamw-fused", "adamw-8bit", "paged-adamw-8bit", "sgd", "adafactor")
 SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")
 COUNTERS = ("allocated", "reserved", "nvidia-smi")
+# P-tuning: PEFT's PromptEncoder reparameterizes the virtual tokens through an MLP or an LSTM
+PROMPT_ENCODERS = ("none", "mlp", "lstm")
 KV_DTYPES = {
     "fp32": 4.0,
     "fp16": 2.0,
@@ -55,6 +57,9 @@ class RunSpec:
     lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
     lora_dropout: bool = True  # a dropout before LoRA keeps its own copy of the input
     virtual_tokens: int = 20
+    # method prompt: "mlp" / "lstm" is P-tuning (PEFT's PromptEncoder), "none" plain prompt tuning
+    prompt_encoder: str = "none"
+    encoder_hidden: int = 0  # the prompt encoder's width; 0: the model's hidden size (PEFT's default)
     gpus: int = 1
     sharding: str = "none"
     offload: str | None = None  # "cpu": optimizer states (and zero3 parameters) in host memory
@@ -141,6 +146,7 @@ def make_run(**settings: Any) -> RunSpec:
     _check(run.optimizer, OPTIMIZERS, "--optimizer")
     _check(run.sharding, SHARDING, "--sharding")
     _check(run.counter, COUNTERS, "--counter")
+    _check(run.prompt_encoder, PROMPT_ENCODERS, "--prompt-encoder")
     _check(run.compute_dtype, tuple(COMPUTE_DTYPES), "--compute-dtype")
     if run.kv_dtype is not None:
         _check(run.kv_dtype, tuple(KV_DTYPES), "--kv-dtype")
@@ -155,6 +161,10 @@ def make_run(**settings: Any) -> RunSpec:
             raise RunError(f"--{name.replace('_', '-')} must be at least 1")
     if run.gen_tokens < 0 or run.virtual_tokens < 0 or run.lora_r < 1:
         raise RunError("--gen-tokens and --virtual-tokens must be >= 0, --lora-r >= 1")
+    if run.prompt_encoder != "none" and run.method != "prompt":
+        raise RunError("--prompt-encoder (P-tuning) goes with --method prompt")
+    if run.encoder_hidden < 0:
+        raise RunError("encoder_hidden must be >= 0 (0: the model's hidden size)")
     if run.method != "full" and run.task == "inference":
         raise RunError(f"--method {run.method} is a training method; use --task train")
     if run.method == "qlora" and run.weights not in ("nf4", "nf4-dq", "fp4", "int4", "gptq", "awq"):

@@ -52,8 +52,11 @@ def load_rows(*paths: str | Path) -> list[dict[str, Any]]:
 
 def measured_bytes(row: dict[str, Any]) -> float:
     """The measured peak in bytes. `unit_basis` says whether the printed unit was binary (GiB: a
-    script divided by 1024**3) or decimal; unknown is taken as binary, as torch-based scripts print."""
+    script divided by 1024**3) or decimal; unknown is taken as binary, as torch-based scripts print.
+    Unit "B" is a byte count as logged (no basis to pick)."""
     value, unit = float(row["measured"]["value"]), str(row["measured"]["unit"])
+    if unit.upper() in ("B", "BYTES"):  # a raw byte count, as torch.cuda.max_memory_* return
+        return value
     basis = row.get("unit_basis")
     small = unit.upper() in ("MB", "MIB", "M")
     if basis in ("MB", "GB"):  # decimal
