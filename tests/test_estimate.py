@@ -260,7 +260,6 @@ ROWS = load_rows(DATA / "memory_inference.json", DATA / "memory_training.json")
 # Rows the model still misses by more than 30 %, each understood or at least recorded; a new miss
 # fails the test, and so does fixing one without removing it here.
 KNOWN_MISSES = {
-    "qwen-1_8b-q-lora-seq256",  # tests/data/MEMORY_VALIDATION.md, "Rows still missed"
     "peft-bloomz-7b1-lora-fp32-b8-s64-zero3-offload",
 }
 
