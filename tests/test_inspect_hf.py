@@ -149,6 +149,30 @@ def test_terminal_report_collapses_the_quantized_layer_list(path: str) -> None:
         assert name.split(".", 3)[-1] in text
 
 
+def test_json_lists_every_quantized_layer(tmp_path: Path) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    k, n, group = 128, 64, 128
+    tensors = {}
+    for i in range(80):  # more layers than a summary would show
+        p = f"model.layers.{i}.mlp.down_proj"
+        tensors[f"{p}.qweight"] = np.zeros((k // 8, n), np.int32)
+        tensors[f"{p}.qzeros"] = np.zeros((k // group, n // 8), np.int32)
+        tensors[f"{p}.scales"] = np.zeros((k // group, n), np.float16)
+        tensors[f"{p}.g_idx"] = np.zeros(k, np.int32)
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    config = {
+        "model_type": "llama",
+        "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": group},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    q = tensorfile.inspect(tmp_path).quantization
+    assert q is not None and q["quantized_layers"] == 80
+    assert q["quantized_layer_names"] == [f"model.layers.{i}.mlp.down_proj" for i in range(80)]
+    assert q["logical_parameter_count"] == 80 * k * n
+
+
 def test_collapse_layer_names_keeps_unnumbered_names() -> None:
     names = ["m.layers.0.q", "m.layers.1.q", "m.layers.3.q", "lm_head", "m.blocks.2.fc"]
     assert collapse_layer_names(names) == "m.layers.{0,1,3}.q; m.blocks.2.fc; lm_head"

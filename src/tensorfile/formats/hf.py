@@ -475,7 +475,8 @@ def inspect_quantized(path: Path, ident: Identification) -> ModelInfo:
         "bits": bits,
         "group_size": qc.get("group_size"),
         "quantized_layers": len(found.layers),
-        "quantized_layer_names": found.layers[:64],
+        # all of them, in layer order (layers.2 before layers.10); the terminal report collapses the list
+        "quantized_layer_names": sorted(found.layers, key=_natural_key),
         "stored_parameter_count": info.parameter_count,
         "logical_parameter_count": found.logical,
     }
@@ -550,3 +551,8 @@ INSPECTS = {
     "bitsandbytes": inspect_quantized,
     "diffusers": inspect_diffusers,
 }
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Numbers compared as numbers: model.layers.2.x sorts before model.layers.10.x."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
