@@ -259,9 +259,7 @@ def test_path_inputs_read_shapes_and_dtype() -> None:
 ROWS = load_rows(DATA / "memory_inference.json", DATA / "memory_training.json")
 # Rows the model still misses by more than 30 %, each understood or at least recorded; a new miss
 # fails the test, and so does fixing one without removing it here.
-KNOWN_MISSES = {
-    "peft-bloomz-7b1-lora-fp32-b8-s64-zero3-offload",
-}
+KNOWN_MISSES: set[str] = set()
 
 
 @pytest.fixture(scope="module")

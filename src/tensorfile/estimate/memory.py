@@ -518,6 +518,12 @@ def _shard_states(st: _States, spec: ModelSpec, run: RunSpec, shard: str) -> tup
     return gathered, notes
 
 
+def _largest_param(spec: ModelSpec) -> int:
+    """Elements of the model's largest single weight: the embedding, lm_head or a linear layer."""
+    linears = [fan_in * out for _, fan_in, out, _ in spec.linear_shapes()]
+    return max([spec.embedding_params, spec.lm_head_params, *linears])
+
+
 def _deepspeed_buckets(st: _States, run: RunSpec, shard: str) -> tuple[float, str]:
     if shard in ("zero1", "zero2"):
         # DeepSpeed's docs: with overlap_comm, 4.5 × (allgather + reduce bucket) of 16-bit elements
@@ -569,8 +575,11 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         Part("DeepSpeed buckets", ds_buckets, ds_formula),
         Part("gathered parameters", gathered, "ZeRO-3 live parameters (≤ 1e9) / FSDP: two layers + root"),
     ]
-    # FSDP's frozen weights that get gradients keep their inputs like trainable ones
-    keeps_inputs = shard == "fsdp" and run.fsdp_frozen_grads
+    # FSDP's frozen weights that get gradients keep their inputs like trainable ones; so do frozen
+    # linears under ZeRO-3: zero.Init swaps torch.nn.functional.linear for DeepSpeed's
+    # LinearFunctionForZeroStage3, whose forward saves its input whatever needs a gradient
+    # (zero/linear.py, zero/partition_parameters.py: "This will persist unless manually reset")
+    keeps_inputs = (shard == "fsdp" and run.fsdp_frozen_grads) or shard == "zero3"
     acts = _training_activations(spec, run, seq, frozen and not keeps_inputs, st.residual)
     logits = _loss_logits(spec, run, seq, deepspeed)
     dequant = 0.0
@@ -578,6 +587,18 @@ def _train(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
         biggest = max(fan_in * out for _, fan_in, out, _ in spec.linear_shapes())
         dequant = 2 * biggest * c  # forward and backward dequantize a matrix into the compute dtype
     phases = _phases(spec, run, st, acts, logits, dequant, deepspeed)
+    if shard == "zero3" and run.offload == "cpu":
+        # A gather allocates the whole parameter on the GPU, then copies its CPU partition there
+        # (`param.ds_tensor.to(device)`, all_gather_coalesced in DeepSpeed's
+        # zero/partition_parameters.py). The largest weight, the embedding or lm_head, is gathered
+        # at the end of the forward pass, with every activation alive and before the logits.
+        copy = _largest_param(spec) / n * st.gather_bytes
+        phases["end of forward"] = [
+            Part("activations", acts[0], acts[2]),
+            Part(
+                "gather copy", copy, f"largest weight {_largest_param(spec):,} ÷ {n} × {st.gather_bytes:g} B"
+            ),
+        ]
     totals = {name: sum(x.bytes for x in ps) for name, ps in phases.items()}
     phase = max(totals, key=lambda k: totals[k])
     static = sum(x.bytes for x in parts_static)
