@@ -118,8 +118,13 @@ def main() -> None:
         "- **accelerate estimate-memory**, **hf-mem**, **DeepSpeed**: the real tools run offline by",
         "  `bench/peer_estimates.py` (a local stand-in for the Hub); what number was taken is recorded in",
         "  `bench/results/peer_estimates.json`. `–` where the tool has no answer for the setting.",
-        f"- {unpeered} rows have no entry in `bench/results/peer_estimates.json`: they were added after",
-        "  its last run, so their peer cells are `–` too.",
+    ]
+    if unpeered:
+        out += [
+            f"- {unpeered} rows have no entry in `bench/results/peer_estimates.json`: they were added",
+            "  after its last run, so their peer cells are `–` too.",
+        ]
+    out += [
         "",
         "## Every row",
         "",
