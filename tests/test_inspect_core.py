@@ -173,6 +173,9 @@ def test_select_and_group() -> None:
     assert group_layers([t.name for t in tensors]) == [("model.layers.{0..31}", 32)]
     assert [t.name for t in select_tensors(tensors, "lm_*")] == ["lm_head.weight"]
     assert select_tensors(tensors, sort="size", limit=1)[0].name == "lm_head.weight"
+    by_name = [t.name for t in select_tensors(tensors, sort="name")]
+    assert by_name[:3] == ["lm_head.weight", "model.layers.0.mlp.weight", "model.layers.1.mlp.weight"]
+    assert by_name.index("model.layers.2.mlp.weight") < by_name.index("model.layers.10.mlp.weight")
     with pytest.raises(UnsupportedError):
         select_tensors(tensors, sort="bogus")
 

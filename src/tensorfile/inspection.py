@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import UnsupportedError
 from .identification import identify
-from .model import ModelInfo, TensorInfo
+from .model import ModelInfo, TensorInfo, natural_key
 
 # config.json keys (transformers' many spellings) -> our architecture hint names.
 _CONFIG_KEYS = {
@@ -94,7 +94,7 @@ def select_tensors(
     chosen = [t for t in tensors if pattern is None or fnmatch.fnmatchcase(t.name, pattern)]
     if sort:
         keys = {
-            "name": lambda t: t.name,
+            "name": lambda t: natural_key(t.name),  # layers.2 before layers.10
             "size": lambda t: -t.nbytes,
             "params": lambda t: -t.numel,
             "dtype": lambda t: (t.dtype, t.name),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -302,3 +303,11 @@ class ModelInfo:
             "warnings": self.warnings,
             "tensors": [t.to_dict() for t in shown],
         }
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> list[tuple[int, int, str]]:
+    """Numbers in names compared as numbers: layers.2 before layers.10, vars/2 before vars/10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(name)]

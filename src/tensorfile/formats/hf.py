@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TensorfileError, UnsupportedError
-from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
+from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, natural_key
 from ..probe import DirProbe, FileProbe
 from . import pytorch
 from . import safetensors as st
@@ -476,7 +476,7 @@ def inspect_quantized(path: Path, ident: Identification) -> ModelInfo:
         "group_size": qc.get("group_size"),
         "quantized_layers": len(found.layers),
         # all of them, in layer order (layers.2 before layers.10); the terminal report collapses the list
-        "quantized_layer_names": sorted(found.layers, key=_natural_key),
+        "quantized_layer_names": sorted(found.layers, key=natural_key),
         "stored_parameter_count": info.parameter_count,
         "logical_parameter_count": found.logical,
     }
@@ -551,8 +551,3 @@ INSPECTS = {
     "bitsandbytes": inspect_quantized,
     "diffusers": inspect_diffusers,
 }
-
-
-def _natural_key(name: str) -> list[Any]:
-    """Numbers compared as numbers: model.layers.2.x sorts before model.layers.10.x."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]

@@ -26,6 +26,7 @@ from ..model import (
     TensorInfo,
     add_warning,
     is_plain_number,
+    natural_key,
     new_checkpoint,
     optimizer_state,
     tensor_group,
@@ -359,11 +360,6 @@ def _attr_list(group: Any, name: str) -> list[str]:
     return out
 
 
-def _natural_key(name: str) -> list[Any]:
-    """vars/2 before vars/10: Keras 3 numbers its variables."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split("/")]
-
-
 def _h5_dtype(ds: Any) -> str | None:
     """Canonical dtype of a dataset, or None for strings, objects and compound types."""
     if _attr_text(ds.attrs.get("dtype", "")) == "bfloat16":  # Keras 3 stores bfloat16 as 2-byte opaque
@@ -431,7 +427,8 @@ def _ordered_datasets(h5: Any) -> list[tuple[str, Any]]:
         if name in found and name not in seen:
             seen.add(name)
             out.append((name, found[name]))
-    out.extend((n, found[n]) for n in sorted(set(found) - seen, key=_natural_key))
+    # Keras 3 numbers its variables: vars/2 before vars/10
+    out.extend((n, found[n]) for n in sorted(set(found) - seen, key=natural_key))
     return out
 
 
