@@ -171,6 +171,8 @@ def test_select_and_group() -> None:
     tensors = [TensorInfo(f"model.layers.{i}.mlp.weight", "F32", (4, 4), 64) for i in range(32)]
     tensors.append(TensorInfo("lm_head.weight", "F32", (10, 4), 160))
     assert group_layers([t.name for t in tensors]) == [("model.layers.{0..31}", 32)]
+    gaps = ["m.blocks.0.w", "m.blocks.1.w", "m.blocks.3.w", "m.head.5.w"]
+    assert group_layers(gaps) == [("m.blocks.{0,1,3}", 3), ("m.head.{5}", 1)]  # a missing block shows
     assert [t.name for t in select_tensors(tensors, "lm_*")] == ["lm_head.weight"]
     assert select_tensors(tensors, sort="size", limit=1)[0].name == "lm_head.weight"
     by_name = [t.name for t in select_tensors(tensors, sort="name")]

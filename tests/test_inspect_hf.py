@@ -22,8 +22,9 @@ import pytest
 from rich.console import Console
 
 import tensorfile
+from tensorfile.inspection import collapse_layer_names
 from tensorfile.model import ModelInfo, TensorInfo
-from tensorfile.render import collapse_layer_names, inspect_report
+from tensorfile.render import inspect_report
 
 HF = Path(__file__).parent / "fixtures" / "hf"
 if not (HF / "MANIFEST.json").is_file():  # committed: a missing manifest is a broken checkout

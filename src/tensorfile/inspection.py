@@ -8,6 +8,7 @@ they never read tensor data.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,27 +107,46 @@ def select_tensors(
     return chosen if limit is None else chosen[:limit]
 
 
+_NUMBERED = re.compile(r"^(.*?\.)(\d+)\.(.*)$")
+
+
+def _numbered_blocks(names: list[str]) -> tuple[dict[str, tuple[set[int], dict[str, None]]], list[str]]:
+    """prefix -> (block numbers, what follows the number), and the names without a block number."""
+    blocks: dict[str, tuple[set[int], dict[str, None]]] = {}
+    others: list[str] = []
+    for name in names:
+        match = _NUMBERED.match(name)
+        if match is None:
+            others.append(name)
+            continue
+        ids, suffixes = blocks.setdefault(match.group(1), (set(), {}))
+        ids.add(int(match.group(2)))
+        suffixes[match.group(3)] = None
+    return blocks, others
+
+
+def index_span(ids: set[int]) -> str:
+    """{0..31} for a run; {0,1,3} when blocks are missing, so gaps are shown, not hidden in a range."""
+    low, high = min(ids), max(ids)
+    if len(ids) == 1:
+        return f"{{{low}}}"
+    if len(ids) == high - low + 1:
+        return f"{{{low}..{high}}}"
+    return "{" + ",".join(map(str, sorted(ids))) + "}"
+
+
 def group_layers(names: list[str]) -> list[tuple[str, int]]:
     """Collapse numbered blocks: model.layers.0.x … model.layers.31.x -> ('model.layers.{0..31}', 32)."""
-    import re
+    blocks, _ = _numbered_blocks(names)
+    return [(f"{prefix}{index_span(ids)}", len(ids)) for prefix, (ids, _) in blocks.items()]
 
-    pattern = re.compile(r"^(.*?\.)(\d+)\.")
-    groups: dict[str, set[int]] = {}
-    order: list[str] = []
-    singles: list[str] = []
-    for name in names:
-        match = pattern.match(name)
-        if match:
-            prefix = match.group(1)
-            if prefix not in groups:
-                groups[prefix] = set()
-                order.append(prefix)
-            groups[prefix].add(int(match.group(2)))
-        else:
-            singles.append(name)
-    result: list[tuple[str, int]] = []
-    for prefix in order:
-        ids = sorted(groups[prefix])
-        span = f"{ids[0]}..{ids[-1]}" if len(ids) > 1 else str(ids[0])
-        result.append((f"{prefix}{{{span}}}", len(ids)))
-    return result
+
+def collapse_layer_names(names: list[str]) -> str:
+    """'model.layers.{0..31}.{self_attn.q_proj, mlp.up_proj}' instead of 224 names (--json has them all)."""
+    blocks, others = _numbered_blocks(names)
+    parts = []
+    for prefix, (ids, suffixes) in blocks.items():
+        tail = next(iter(suffixes)) if len(suffixes) == 1 else "{" + ", ".join(suffixes) + "}"
+        span = index_span(ids) if len(ids) > 1 else str(min(ids))
+        parts.append(f"{prefix}{span}.{tail}")
+    return "; ".join([*parts, *others])

@@ -115,35 +115,6 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def collapse_layer_names(names: list[str]) -> str:
-    """'model.layers.{0..31}.{self_attn.q_proj, mlp.up_proj}' instead of 64 full names (--json has them)."""
-    import re
-
-    numbered = re.compile(r"^(.*?\.)(\d+)\.(.+)$")
-    blocks: dict[str, tuple[set[int], dict[str, None]]] = {}
-    others: list[str] = []
-    for name in names:
-        match = numbered.match(name)
-        if match is None:
-            others.append(name)
-            continue
-        ids, suffixes = blocks.setdefault(match.group(1), (set(), {}))
-        ids.add(int(match.group(2)))
-        suffixes[match.group(3)] = None
-    parts = []
-    for prefix, (ids, suffixes) in blocks.items():
-        low, high = min(ids), max(ids)
-        if len(ids) == 1:
-            span = str(low)
-        elif len(ids) == high - low + 1:
-            span = f"{{{low}..{high}}}"
-        else:  # gaps (some blocks left unquantized) are shown, not hidden in a range
-            span = "{" + ",".join(map(str, sorted(ids))) + "}"
-        tail = next(iter(suffixes)) if len(suffixes) == 1 else "{" + ", ".join(suffixes) + "}"
-        parts.append(f"{prefix}{span}.{tail}")
-    return "; ".join([*parts, *others])
-
-
 def _short(value: Any, width: int = 90) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -175,7 +146,7 @@ def _checkpoint_line(checkpoint: dict[str, Any]) -> str:
 
 def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: int | None) -> None:
     """Summary, structure, quantization, checkpoint, metadata, then the tensor table."""
-    from .inspection import group_layers
+    from .inspection import collapse_layer_names, group_layers
 
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
