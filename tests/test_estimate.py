@@ -12,9 +12,10 @@ import pytest
 
 from tensorfile.estimate import estimate_memory, make_run, spec_from_config, spec_from_size
 from tensorfile.estimate.gpus import GPUS, find_gpu, fits, max_batch, max_context
-from tensorfile.estimate.memory import estimate, trainable_params
+from tensorfile.estimate.memory import estimate
 from tensorfile.estimate.run import RunError, RunSpec
 from tensorfile.estimate.spec import parse_size
+from tensorfile.estimate.training_states import trainable_params
 from tensorfile.estimate.validation import check_row, load_rows
 from tensorfile.estimate.weights import weight_bytes
 

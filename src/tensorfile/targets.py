@@ -1,7 +1,7 @@
 """The targets `tensorfile recommend` plans for, by name only.
 
 The command line lists them in `--target` without importing the plans themselves
-(recommend.py), which would add their import time to every command's start.
+(recommend_plans.py), which would add their import time to every command's start.
 """
 
 TARGET_NAMES = (

@@ -6,7 +6,8 @@
 
 The model is a path (file, folder or config.json) or a size like "7B"; settings are the CLI's
 options as keywords. Submodules: spec (model shapes), run (settings), weights (bytes per
-quantization), memory (the phase model), gpus (fit and solvers), quick (the seed's table).
+quantization), memory (the phase model: the entry point, over breakdown, activations, inference,
+training_states and training), gpus (fit and solvers), quick (the seed's table).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .memory import MemoryEstimate, Part, estimate
+from .breakdown import Part
+from .memory import MemoryEstimate, estimate
 from .run import RunSpec, make_run
 from .spec import ModelSpec, SpecError, parse_size, spec_from_config, spec_from_path, spec_from_size
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..errors import TensorfileError
-from .memory import GIB, MIB, estimate
+from .breakdown import GIB, MIB
+from .memory import estimate
 from .run import RunSpec
 from .spec import ModelSpec
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .memory import estimate, trainable_params
+from .memory import estimate
 from .run import make_run
 from .spec import ModelSpec
+from .training_states import trainable_params
 
 SEVEN_B = 7e9
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .breakdown import GIB
 from .gpus import GPU, fits, max_batch, max_context
-from .memory import GIB, MemoryEstimate
+from .memory import MemoryEstimate
 from .quick import QuickRow, quick_table
 from .run import RunError
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .memory import GIB, estimate
+from .breakdown import GIB
+from .memory import estimate
 from .run import RunSpec, make_run
 from .spec import ModelSpec, _from_shapes
 
