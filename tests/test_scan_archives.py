@@ -26,16 +26,10 @@ from hypothesis import strategies as st
 
 from tensorfile.errors import FormatError, UnsupportedError
 from tensorfile.picklevm import read_pickle_stream
-from tensorfile.scan import archives
-from tensorfile.scan.archives import (
-    INCOMPLETE_RULES,
-    Limits,
-    Member,
-    archive_kind,
-    walk_archive,
-    walk_archive_stream,
-    walk_member,
-)
+from tensorfile.scan import archive_streams
+from tensorfile.scan.archive_context import Limits, Member
+from tensorfile.scan.archive_sniff import archive_kind
+from tensorfile.scan.archives import INCOMPLETE_RULES, walk_archive, walk_archive_stream, walk_member
 from tensorfile.scan.findings import Finding
 
 from .conftest import ReadCounter
@@ -281,7 +275,7 @@ def test_member_streams_seek_and_readline(tmp_path: Path) -> None:
 
 
 def test_member_read_all_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(archives, "MAX_READ", 1000)
+    monkeypatch.setattr(archive_streams, "MAX_READ", 1000)
     path = tmp_path / "c.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("big.bin", BIG)

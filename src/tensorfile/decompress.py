@@ -1,7 +1,7 @@
 """Decompressed streams: gzip, zlib, raw deflate, bz2, xz and lzma behind one forward-only raw stream.
 
-Shared by the joblib pickle reader (formats/pickle.py) and the archive scanner (scan/archives.py).
-The scanner's limits and CRC checks live in its own wrapper around this stream (`_Guarded`), so
+Shared by the joblib pickle reader (formats/pickle.py) and the archive scanner (scan/archive_streams.py).
+The scanner's limits and CRC checks live in its own wrapper around this stream (`GuardedStream`), so
 they apply to every member, stored or compressed.
 """
 

@@ -19,7 +19,7 @@ from ..formats.numpy import MAGIC as NPY_MAGIC
 from ..formats.numpy import has_objects, parse_npy_header
 from ..formats.pytorch import legacy_magic_at
 from ..source import check_path
-from . import archives, frameworks
+from . import archive_sniff, archives, frameworks
 from .findings import CONVERT_ADVICE, FileResult, Finding, ScanReport
 from .pickles import looks_like_pickle, scan_pickle
 
@@ -139,7 +139,7 @@ def _scan_content(
         result.findings.extend(f.within(label) if label else f for f in findings)
 
     lower = name.lower()
-    kind = archives.archive_kind(head)
+    kind = archive_sniff.archive_kind(head)
     if kind is not None:
         if depth >= MAX_DEPTH:
             add(
