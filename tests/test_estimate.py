@@ -204,6 +204,28 @@ def test_zero3_reduce_bucket_and_modules_to_save_dtype() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "overrides", "message"),
+    [
+        ("7B", {"hidden_size": 7, "heads": 3}, "not a multiple of 3 heads"),
+        ("7B", {"kv_heads": 5}, "5 KV heads do not divide 32"),
+        ("7B", {"experts": 8, "experts_per_token": 9}, "only 8 experts"),
+        ("7B", {"vocab_size": -1}, "--vocab must be a positive number"),
+        ("1e30", {}, "too large to be a parameter count"),
+        ("5", {}, "too small to be a parameter count"),
+        ("seven", {}, "not a size like 7B"),
+    ],
+)
+def test_impossible_models_are_refused_with_the_reason(
+    model: str, overrides: dict[str, int], message: str
+) -> None:
+    from tensorfile.estimate import describe_model
+    from tensorfile.estimate.spec import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        describe_model(model, **overrides)
+
+
 def test_cpu_device_is_plain_ram() -> None:
     spec = spec_from_size(7_000_000_000)
     gpu = estimate(spec, make_run(weights="gguf:Q4_K_M", seq_len=4096))
@@ -335,6 +357,11 @@ def test_cli_text_report_and_solvers() -> None:
     "args",
     [
         ("seven",),
+        ("1e30",),  # a size, but not a plausible one
+        ("7B", "--hidden", "7", "--heads", "3"),
+        ("7B", "--kv-heads", "5"),
+        ("7B", "--experts", "8", "--experts-per-token", "9"),
+        ("7B", "--vocab", "-1"),
         ("7B", "--weights", "int3"),
         ("7B", "--gpu", "nonesuch", "--max-batch"),
         ("7B", "--max-batch"),

@@ -59,7 +59,9 @@ def describe_model(model: str | Path | ModelSpec, **shape: Any) -> tuple[ModelSp
     if not Path(text).exists():
         try:
             size = parse_size(text)
-        except SpecError:
+        except SpecError as exc:
+            if "too" in str(exc):  # a size, but not a plausible one: say that, not "no such file"
+                raise
             raise SpecError(f"{text}: no such file or folder, and not a size like 7B") from None
         return spec_from_size(size, overrides), {}
     return spec_from_path(text, overrides)

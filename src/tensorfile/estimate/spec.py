@@ -291,6 +291,8 @@ def parse_size(text: str) -> int:
     value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if value < 1e5:
         raise SpecError(f"model size {text!r} is too small to be a parameter count")
+    if value > 1e15:  # a thousand times the largest models: a typo, not a model
+        raise SpecError(f"model size {text!r} is too large to be a parameter count")
     return int(value)
 
 
@@ -302,6 +304,9 @@ def _shape_params(shape: dict[str, Any]) -> int:
 def spec_from_size(params: int, overrides: dict[str, Any] | None = None) -> ModelSpec:
     """A spec for a bare parameter count: the nearest reference shapes, layers scaled to the size."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    bad = next((k for k, v in overrides.items() if isinstance(v, (int, float)) and v <= 0), None)
+    if bad is not None:
+        raise SpecError(f"--{bad.removesuffix('_size').replace('_', '-')} must be a positive number")
     if params <= 0:
         raise SpecError("the model has no parameters to estimate")
     name, shape = min(
@@ -336,8 +341,15 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
         raise SpecError(
             f"model shapes incomplete: {', '.join(missing)} unknown (give --{missing[0].split('_')[0]})"
         )
+    if not _int(shape.get("head_dim")) and hidden % heads:
+        raise SpecError(f"hidden size {hidden} is not a multiple of {heads} heads (give --head-dim)")
     head_dim = _int(shape.get("head_dim")) or hidden // heads
     kv_heads = _int(shape.get("kv_heads")) or heads
+    if heads % kv_heads:
+        raise SpecError(f"{kv_heads} KV heads do not divide {heads} attention heads")
+    experts, active = _int(shape.get("experts")) or 0, _int(shape.get("experts_per_token")) or 0
+    if experts and active > experts:
+        raise SpecError(f"{active} experts per token, but only {experts} experts")
     inter = _int(shape.get("intermediate_size")) or 4 * hidden
     vocab = _int(shape.get("vocab_size")) or 32000
     window = _int(shape.get("sliding_window"))
@@ -355,8 +367,8 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
         vocab_size=vocab,
         tie_word_embeddings=bool(shape.get("tie_word_embeddings", False)),
         gated_mlp=bool(shape["gated_mlp"]) if "gated_mlp" in shape else gated_mlp(shape.get("model_type")),
-        experts=_int(shape.get("experts")) or 0,
-        experts_per_token=_int(shape.get("experts_per_token")) or 0,
+        experts=experts,
+        experts_per_token=active,
         moe_intermediate_size=_int(shape.get("moe_intermediate_size")) or 0,
         shared_experts=_int(shape.get("shared_experts")) or 0,
         first_dense_layers=_int(shape.get("first_dense_layers")) or 0,
