@@ -165,6 +165,10 @@ def test_tolerance_options_on_the_cli(tmp_path: Path) -> None:
         doc = json.loads(proc.stdout)
         assert doc["equal"] is (code == 0)
         assert doc["tensors"][0]["status"] == ("close" if code == 0 else "different")
+    for bad in (["--atol", "nan"], ["--atol", "inf"], ["--rtol", "-0.1"]):
+        proc = run_cli("diff", *bad, str(a), str(b))
+        assert proc.returncode == 2 and proc.stdout == "", bad
+        assert proc.stderr.startswith("tensorfile: error: --") and len(proc.stderr.splitlines()) == 1
 
 
 # --- NaN and infinity ----------------------------------------------------------------------------

@@ -295,6 +295,8 @@ def test_cli_text_output_for_a_size() -> None:
         (("7B", "--target", "toaster"), "'--target': 'toaster' is not one of 'phone-android'"),
         (("no/such/model.bin", "--target", "cpu"), "no such file or folder"),
         (("7B", "--target", "cpu", "--memory", "-4"), "--memory must be a positive"),
+        (("7B", "--target", "cpu", "--memory", "inf"), "--memory must be a positive"),
+        (("7B", "--target", "cpu", "--memory", "nan"), "--memory must be a positive"),
         ((str(ROOT / "README.md"), "--target", "cpu"), "not a model format"),
     ],
 )

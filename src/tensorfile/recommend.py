@@ -81,7 +81,7 @@ def recommend(
     key = str(target).lower()
     if key not in TARGETS:
         raise UsageError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
-    if memory_gib is not None and not memory_gib > 0:
+    if memory_gib is not None and not 0 < memory_gib < 1e9:  # also refuses nan and inf
         raise UsageError(f"--memory must be a positive number of GiB, not {memory_gib}")
     allowed = {"seq_len", "gen_tokens", "batch", "kv_dtype", *SHAPE_OPTIONS}
     unknown = sorted(k for k, v in settings.items() if k not in allowed and v is not None)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .run import _open_source
 from .tensors import CHUNK_BYTES, FileMaps, SourceTensor, TensorSet, iter_chunks
 
@@ -103,6 +104,9 @@ def diff(
     trust: bool = False,
 ) -> DiffReport:
     """Compare every tensor of `a` with the tensor of the same name in `b`."""
+    for option, value in (("--atol", atol), ("--rtol", rtol)):
+        if not 0 <= value < float("inf"):  # also refuses nan, which would make every check fail
+            raise UsageError(f"{option} must be a finite number >= 0, not {value}")
     left, right = _open_source(Path(a), trust), _open_source(Path(b), trust)
     names_a, names_b = _by_name(left), _by_name(right)
     report = DiffReport(str(a), str(b), atol, rtol)
