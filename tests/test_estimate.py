@@ -312,6 +312,21 @@ def test_training_accuracy(checked: list) -> None:
     assert statistics.median(errors) <= 0.15
 
 
+def test_readme_states_the_measured_accuracy(checked: list) -> None:
+    """The README's accuracy line is the suite's own numbers, not a figure from an older run."""
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    medians = {
+        kind: statistics.median(abs(c.error) for c in checked if c.kind == kind)
+        for kind in ("inference", "training", "peft")
+    }
+    assert f"checked against {len(checked)} measured peaks" in readme
+    stated = (
+        f"median error {medians['inference']:.1%} for inference, {medians['training']:.1%} for full "
+        f"training, {medians['peft']:.1%} for LoRA/QLoRA/prompt/prefix tuning"
+    ).replace("%", " %")
+    assert stated in readme
+
+
 def test_peft_accuracy(checked: list) -> None:
     errors = [abs(c.error) for c in checked if c.kind == "peft"]
     assert len(errors) >= 52
