@@ -377,6 +377,8 @@ def test_cli_text_report_and_solvers() -> None:
         ("7B", "--kv-heads", "5"),
         ("7B", "--experts", "8", "--experts-per-token", "9"),
         ("7B", "--vocab", "-1"),
+        ("7B", "--cuda-context-gib", "nan"),
+        ("7B", "--cuda-context-gib", "-1"),
         ("7B", "--weights", "int3"),
         ("7B", "--gpu", "nonesuch", "--max-batch"),
         ("7B", "--max-batch"),

@@ -411,6 +411,13 @@ def _choice(*values: str) -> click.Choice:
     help="Which number you will compare with: torch's max allocated / reserved, or nvidia-smi.",
 )
 @click.option(
+    "--cuda-context-gib",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="The CUDA context and kernels in the nvidia-smi view (older CUDA without lazy loading: 1-2).",
+)
+@click.option(
     "--logits", type=_choice("last", "all"), default="last", help="Prefill logits (all: transformers < 4.45)."
 )
 @click.option("--engine", type=_choice("auto", "transformers", "llama.cpp"), default="auto")

@@ -154,6 +154,8 @@ def make_run(**settings: Any) -> RunSpec:
     _check(run.cache, ("dynamic", "legacy"), "--cache")
     _check(run.engine, ("auto", "transformers", "llama.cpp"), "--engine")
     _check(run.device, ("gpu", "cpu"), "--device")
+    if not 0 <= run.cuda_context_gib <= 64:  # also refuses nan
+        raise RunError(f"--cuda-context-gib must be between 0 and 64, not {run.cuda_context_gib}")
     if run.device == "cpu" and (run.training or run.gpus > 1):
         raise RunError("--device cpu is for inference on one machine; training is estimated per GPU")
     for name in ("batch", "seq_len", "gpus", "grad_accum"):
