@@ -415,10 +415,20 @@ def heavy(rel: str) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m tensorfile ARGS` in a fresh process, its output captured as text."""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tensorfile ARGS` in a fresh process (from the repository root unless `cwd`), as text."""
     return subprocess.run(
-        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "tensorfile", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        env=env,
     )
 
 

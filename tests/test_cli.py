@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from .conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tensorfile", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        timeout=120,
-    )
-
-
 def test_json_is_one_document_and_nothing_else(made: Callable[[str], Path]) -> None:
-    proc = tf("identify", "--json", str(made("safetensors")), str(made("gguf")))
+    proc = run_cli("identify", "--json", str(made("safetensors")), str(made("gguf")))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # fails if anything but one JSON document is on stdout
     assert [r["format"] for r in doc["results"]] == ["safetensors", "gguf"]
@@ -47,7 +37,7 @@ def test_json_is_one_document_and_nothing_else(made: Callable[[str], Path]) -> N
 def test_unknown_gives_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("just some text, not a model at all\n")
-    proc = tf("identify", "--json", str(path))
+    proc = run_cli("identify", "--json", str(path))
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["results"][0]["reason"] == "plain text, not a model file"
 
@@ -59,14 +49,14 @@ def test_glob_and_recursion(made: Callable[[str], Path], tmp_path: Path) -> None
     shutil.copy(made("gguf"), tmp_path / "sub" / "deeper" / "c.gguf")
     shutil.copytree(made("safetensors_sharded_dir"), tmp_path / "sub" / "repo")
 
-    globbed = json.loads(tf("identify", "--json", str(tmp_path / "*.npy")).stdout)
+    globbed = json.loads(run_cli("identify", "--json", str(tmp_path / "*.npy")).stdout)
     assert [Path(r["path"]).name for r in globbed["results"]] == ["a.npy"]
 
-    flat = tf("identify", "--json", str(tmp_path))
+    flat = run_cli("identify", "--json", str(tmp_path))
     assert flat.returncode == 1
     assert "use -r" in json.loads(flat.stdout)["results"][0]["reason"]
 
-    deep = json.loads(tf("identify", "-r", "--json", str(tmp_path)).stdout)
+    deep = json.loads(run_cli("identify", "-r", "--json", str(tmp_path)).stdout)
     found = {Path(r["path"]).name: r["format"] for r in deep["results"]}
     assert found == {"a.npy": "numpy", "b.onnx": "onnx", "c.gguf": "gguf", "repo": "safetensors-sharded"}
 
@@ -74,7 +64,7 @@ def test_glob_and_recursion(made: Callable[[str], Path], tmp_path: Path) -> None
 def test_table_output_mentions_format_and_warning(made: Callable[[str], Path], tmp_path: Path) -> None:
     fake = tmp_path / "model.safetensors"
     shutil.copy(made("pickle"), fake)
-    proc = tf("identify", str(fake))
+    proc = run_cli("identify", str(fake))
     assert proc.returncode == 0
     assert "pickle" in proc.stdout
     assert "can run code" in proc.stdout
@@ -82,35 +72,35 @@ def test_table_output_mentions_format_and_warning(made: Callable[[str], Path], t
 
 
 def test_formats_command() -> None:
-    doc = json.loads(tf("formats", "--json").stdout)
+    doc = json.loads(run_cli("formats", "--json").stdout)
     ids = {f["id"] for f in doc["formats"]}
     assert {"pytorch-zip", "safetensors", "gguf", "onnx", "tensorrt", "caffe", "numpy"} <= ids
     pt = next(f for f in doc["formats"] if f["id"] == "pytorch-zip")
     assert pt["safe_to_load"] is False and ".pt" in pt["extensions"]
-    assert tf("formats").returncode == 0
-    bad = tf("formats", "--family", "nonsense")
+    assert run_cli("formats").returncode == 0
+    bad = run_cli("formats", "--family", "nonsense")
     assert bad.returncode == 2 and "unknown family" in bad.stderr
 
 
 def test_dtypes_command() -> None:
-    doc = json.loads(tf("dtypes", "--json").stdout)
+    doc = json.loads(run_cli("dtypes", "--json").stdout)
     names = {d["name"] for d in doc["dtypes"]}
     assert {"F32", "F16", "BF16", "I64", "I32", "I8", "U8", "BOOL", "Q4_K", "Q8_0"} <= names
-    explained = json.loads(tf("dtypes", "--json", "--explain", "BF16·I32·F32").stdout)
+    explained = json.loads(run_cli("dtypes", "--json", "--explain", "BF16·I32·F32").stdout)
     assert [p["name"] for p in explained["parts"]] == ["BF16", "I32", "F32"]
-    assert tf("dtypes").returncode == 0
-    bad = tf("dtypes", "--explain", "XYZ")
+    assert run_cli("dtypes").returncode == 0
+    bad = run_cli("dtypes", "--explain", "XYZ")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
 def test_version_and_help() -> None:
-    assert tf("--version").stdout.startswith("tensorfile ")
-    assert "identify" in tf("--help").stdout
+    assert run_cli("--version").stdout.startswith("tensorfile ")
+    assert "identify" in run_cli("--help").stdout
 
 
 def test_readme_demo_files_all_identified() -> None:
     models = sorted(str(p) for p in (ROOT / "examples" / "models").iterdir())
-    doc = json.loads(tf("identify", "--json", *models).stdout)
+    doc = json.loads(run_cli("identify", "--json", *models).stdout)
     formats = {Path(r["path"]).name: r["format"] for r in doc["results"]}
     assert formats == {
         "classifier.joblib": "pickle",
@@ -126,7 +116,7 @@ def test_readme_demo_files_all_identified() -> None:
 
 
 def test_inspect_json_document(made: Callable[[str], Path]) -> None:
-    proc = tf("inspect", "--json", str(made("safetensors")))
+    proc = run_cli("inspect", "--json", str(made("safetensors")))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     for key in (
@@ -144,7 +134,7 @@ def test_inspect_json_document(made: Callable[[str], Path]) -> None:
     assert doc["quantization"] is None
     assert set(doc["tensors"][0]) >= {"name", "dtype", "shape", "nbytes", "file", "offset"}
     filtered = json.loads(
-        tf(
+        run_cli(
             "inspect",
             "--json",
             "--filter",
@@ -164,11 +154,11 @@ def test_inspect_json_document(made: Callable[[str], Path]) -> None:
 
 
 def test_inspect_table_and_errors(made: Callable[[str], Path], tmp_path: Path) -> None:
-    proc = tf("inspect", str(made("gguf")))
+    proc = run_cli("inspect", str(made("gguf")))
     assert proc.returncode == 0 and "tensor types" in proc.stdout and "token_embd.weight" in proc.stdout
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    bad = tf("inspect", str(text))
+    bad = run_cli("inspect", str(text))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a model file" in bad.stderr
-    missing = tf("inspect", str(tmp_path / "nope.gguf"))
+    missing = run_cli("inspect", str(tmp_path / "nope.gguf"))
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr

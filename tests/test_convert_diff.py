@@ -20,17 +20,13 @@ import pytest
 from tensorfile.convert import convert, diff
 from tensorfile.errors import TensorfileError
 
+from .conftest import run_cli
+
 torch = pytest.importorskip("torch")  # a test dependency: `make test` installs torch==2.13.0
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 INF, NAN = float("inf"), float("nan")
 CHUNK_ELEMENTS = 16 * 1024 * 1024 // 8  # diff steps both sides by this many elements
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, timeout=120
-    )
 
 
 def write(path: Path, tensors: dict[str, Any]) -> Path:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,8 @@ from tensorfile import dtypes, torchpickle
 from tensorfile.dtypes import DTYPES, explain_composite, lookup, nbytes, padded_nbytes, tensor_types_line
 from tensorfile.errors import UnsupportedError
 from tensorfile.formats import coreml, onnx, openvino, savedmodel, tflite
+
+from .conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ROOT / "src" / "tensorfile" / "formats"
@@ -254,18 +254,13 @@ def test_tensor_types_line_and_roles_of_the_new_kinds() -> None:
 
 
 def test_cli_dtypes_lists_the_new_rows() -> None:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
-        return subprocess.run(
-            [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, env=env, timeout=120
-        )
-
-    proc = run("dtypes", "--json")
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    proc = run_cli("dtypes", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)["dtypes"]}
     for name in ("U1", "U2", "U3", "U5", "U6", "U7", "I2", "NF4", "FP4", "F8_E4M3B11FNUZ", *VARIABLE):
         assert name in rows, name
     assert rows["STRING"]["kind"] == "string" and rows["STRING"]["type_size"] == 0
     assert (rows["U3"]["block_size"], rows["U3"]["type_size"], rows["U3"]["bits_per_weight"]) == (8, 3, 3.0)
-    table = run("dtypes")
+    table = run_cli("dtypes", env=env)
     assert table.returncode == 0 and "NF4" in table.stdout and "RESOURCE" in table.stdout

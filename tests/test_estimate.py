@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,8 @@ from tensorfile.estimate.spec import parse_size
 from tensorfile.estimate.training_states import trainable_params
 from tensorfile.estimate.validation import check_row, load_rows
 from tensorfile.estimate.weights import weight_bytes
+
+from .conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "models"
@@ -342,14 +342,8 @@ def test_only_known_rows_miss_by_more_than_30_percent(checked: list) -> None:
 # --- CLI -----------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_json_has_the_documented_keys() -> None:
-    out = _cli("estimate", "7B", "--task", "train", "--method", "qlora", "--grad-ckpt", "--json")
+    out = run_cli("estimate", "7B", "--task", "train", "--method", "qlora", "--grad-ckpt", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     for key in ("per_gpu_bytes", "breakdown", "counter", "fits", "quick", "formulas", "phase"):
@@ -360,10 +354,10 @@ def test_cli_json_has_the_documented_keys() -> None:
 
 
 def test_cli_text_report_and_solvers() -> None:
-    out = _cli("estimate", "8B", "--gpu", "4090", "--max-batch", "--max-context", "--explain")
+    out = run_cli("estimate", "8B", "--gpu", "4090", "--max-batch", "--max-context", "--explain")
     assert out.returncode == 0, out.stderr
     assert "KV cache" in out.stdout and "largest batch" in out.stdout and "longest context" in out.stdout
-    cpu = _cli("estimate", "7B", "--weights", "gguf:Q4_K_M", "--device", "cpu")
+    cpu = run_cli("estimate", "7B", "--weights", "gguf:Q4_K_M", "--device", "cpu")
     assert cpu.returncode == 0, cpu.stderr
     assert " of RAM, at " in cpu.stdout and "GPUs (whole process" not in cpu.stdout
 
@@ -395,6 +389,6 @@ def test_cli_text_report_and_solvers() -> None:
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: tuple[str, ...]) -> None:
-    out = _cli("estimate", *args)
+    out = run_cli("estimate", *args)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -15,17 +15,13 @@ from tensorfile.estimate.weights import weight_bytes
 from tensorfile.recommend import GIB, TARGETS, recommend
 from tensorfile.targets import TARGET_NAMES
 
+from .conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models"
 HF = ROOT / "tests" / "fixtures" / "hf"
 
 FOUR_BIT_OR_LESS = {"Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K"}
-
-
-def tf(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tensorfile", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
 
 
 @pytest.mark.parametrize(
@@ -216,7 +212,7 @@ def test_a_pickle_gets_the_convert_to_safetensors_advice() -> None:
 
 
 def test_a_pickle_via_the_cli_text_output() -> None:
-    proc = tf("recommend", str(EXAMPLES / "pytorch_model.bin"), "--target", "share")
+    proc = run_cli("recommend", str(EXAMPLES / "pytorch_model.bin"), "--target", "share")
     assert proc.returncode == 0, proc.stderr
     assert "loading it can run code" in proc.stdout
     assert "tensorfile convert" in proc.stdout and "pytorch_model.safetensors" in proc.stdout
@@ -261,7 +257,7 @@ def test_a_model_folder_with_config_gets_run_time_numbers() -> None:
 
 
 def test_json_document_has_the_keys() -> None:
-    proc = tf("recommend", "7B", "--target", "cpu", "--memory", "8", "--json")
+    proc = run_cli("recommend", "7B", "--target", "cpu", "--memory", "8", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     for key in (
@@ -283,7 +279,7 @@ def test_json_document_has_the_keys() -> None:
 
 
 def test_cli_text_output_for_a_size() -> None:
-    proc = tf("recommend", "70B", "--target", "nvidia-server", "--memory", "24", "--seq-len", "2048")
+    proc = run_cli("recommend", "70B", "--target", "nvidia-server", "--memory", "24", "--seq-len", "2048")
     assert proc.returncode == 0, proc.stderr
     assert "awq" in proc.stdout and "tensor-parallel-size" in proc.stdout
     assert "2,560 tokens" in proc.stdout
@@ -301,7 +297,7 @@ def test_cli_text_output_for_a_size() -> None:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
-    proc = tf("recommend", *args)
+    proc = run_cli("recommend", *args)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
