@@ -18,7 +18,7 @@ import pytest
 from tensorfile.scan import scan, scan_file
 from tensorfile.scan.findings import rank
 
-from .conftest import HEAVY, LIBRARY_FILES, run_cli
+from .conftest import HEAVY, LIBRARY_FILES, ROOT, run_cli
 from .pbwire import field as _pbfield
 from .pickle_asm import Asm
 
@@ -283,6 +283,12 @@ def test_cli_exit_codes_json_and_sarif(tmp_path: Path, made: Callable[[str], Pat
     assert sarif["version"] == "2.1.0"
     results = sarif["runs"][0]["results"]
     assert any(r["ruleId"] == "pickle-dangerous-global" and r["level"] == "error" for r in results)
+    # --sarif - prints the same SARIF document instead of the report, with the same exit code
+    piped = run_cli("scan", str(evil), str(clean), "--sarif", "-")
+    assert piped.returncode == 1 and json.loads(piped.stdout)["runs"][0]["results"] == results
+    assert not (ROOT / "-").exists()  # not a file named "-" where the CLI ran
+    both = run_cli("scan", str(clean), "--sarif", "-", "--json")
+    assert both.returncode == 2 and both.stdout == "" and "choose one" in both.stderr
     # --fail-on critical still fails; a medium-only file passes at the default level
     assert run_cli("scan", str(evil), "--fail-on", "critical").returncode == 1
     assert run_cli("scan", str(tmp_path / "nope.pt")).returncode == 2

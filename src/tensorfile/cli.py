@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import TensorfileError
+from .errors import TensorfileError, UsageError
 from .targets import TARGET_NAMES
 
 JSON_HELP = "Print one JSON document on stdout instead of tables."
@@ -180,7 +180,10 @@ def dtypes(as_json: bool, explain: str | None) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @json_option
 @click.option(
-    "--sarif", "sarif_file", type=click.Path(dir_okay=False), help="Also write SARIF 2.1.0 to FILE."
+    "--sarif",
+    "sarif_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also write SARIF 2.1.0 to FILE ('-': print it instead of the report).",
 )
 @click.option(
     "--fail-on",
@@ -209,12 +212,19 @@ def scan(
     """
     from .scan import scan as run_scan
 
+    if sarif_file == "-" and as_json:
+        raise UsageError("--sarif - and --json both print to standard output; choose one")
     report = run_scan(paths, fail_on=fail_on, jobs=jobs)
     if sarif_file:
-        from .atomic import write_text_atomic
         from .scan.sarif import to_sarif
 
-        write_text_atomic(sarif_file, json.dumps(to_sarif(report), indent=2))
+        sarif = json.dumps(to_sarif(report), indent=2)
+        if sarif_file == "-":  # SARIF on stdout, for CI steps that pipe it on
+            click.echo(sarif)
+            raise click.exceptions.Exit(report.exit_code)
+        from .atomic import write_text_atomic
+
+        write_text_atomic(sarif_file, sarif)
     if as_json:
         _print_json(report.to_dict())
     else:
