@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_identify import machine_line, total_ram_gib  # noqa: E402
+from bench_identify import machine_line, total_ram_gib, use_bytecode  # noqa: E402
 from bench_inspect import llama_layer  # noqa: E402
 
 GIB = 1 << 30
@@ -411,6 +411,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also cProfile convert() in-process")
     parser.add_argument("--shard-size", default="500MB")
     args = parser.parse_args()
+    use_bytecode()
     started = time.perf_counter()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_identify import machine_line  # noqa: E402
+from bench_identify import machine_line, use_bytecode  # noqa: E402
 
 RUNNER = r"""
 import json, sys, time
@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--gb", type=float, default=2.0)
     args = parser.parse_args()
+    use_bytecode()
     target = int(args.gb * (1 << 30))
     shapes = llama_shapes(target)
     rows = []

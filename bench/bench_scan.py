@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "security"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_identify import machine_line  # noqa: E402
+from bench_identify import machine_line, use_bytecode  # noqa: E402
 
 TIMEOUT = 300
 
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-detection", action="store_true")
     args = parser.parse_args()
+    use_bytecode()
     commands = tools(args.peers)
     started = time.perf_counter()
     if not args.skip_detection:
