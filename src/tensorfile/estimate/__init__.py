@@ -18,7 +18,15 @@ from typing import Any
 from .breakdown import Part
 from .memory import MemoryEstimate, estimate
 from .run import RunSpec, make_run
-from .spec import ModelSpec, SpecError, parse_size, spec_from_config, spec_from_path, spec_from_size
+from .spec import (
+    ModelSpec,
+    SpecError,
+    looks_like_size,
+    parse_size,
+    spec_from_config,
+    spec_from_path,
+    spec_from_size,
+)
 
 __all__ = [
     "MemoryEstimate",
@@ -57,13 +65,10 @@ def describe_model(model: str | Path | ModelSpec, **shape: Any) -> tuple[ModelSp
     text = str(model)
     overrides = {k: v for k, v in shape.items() if k in SHAPE_OPTIONS and v is not None}
     if not Path(text).exists():
-        try:
-            size = parse_size(text)
-        except SpecError as exc:
-            if "too" in str(exc):  # a size, but not a plausible one: say that, not "no such file"
-                raise
-            raise SpecError(f"{text}: no such file or folder, and not a size like 7B") from None
-        return spec_from_size(size, overrides), {}
+        if not looks_like_size(text):
+            raise SpecError(f"{text}: no such file or folder, and not a size like 7B")
+        # a size, even an implausible one, gets parse_size's own reason (too small, too large)
+        return spec_from_size(parse_size(text), overrides), {}
     return spec_from_path(text, overrides)
 
 

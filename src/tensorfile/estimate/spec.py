@@ -283,6 +283,11 @@ class ModelSpec:
 # --- building a spec ---------------------------------------------------------------------------
 
 
+def looks_like_size(text: str) -> bool:
+    """Written like a parameter count ('7B', '7e9', '350M'), whether or not a plausible one."""
+    return _SIZE.match(str(text)) is not None
+
+
 def parse_size(text: str) -> int:
     """'7B', '7e9', '1.5b', '350M' -> parameter count."""
     match = _SIZE.match(str(text))

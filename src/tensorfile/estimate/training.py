@@ -85,12 +85,11 @@ def training_peak(spec: ModelSpec, run: RunSpec) -> Peak:
         # (`param.ds_tensor.to(device)`, all_gather_coalesced in DeepSpeed's
         # zero/partition_parameters.py). The largest weight, the embedding or lm_head, is gathered
         # at the end of the forward pass, with every activation alive and before the logits.
-        copy = _largest_param(spec) / n * st.gather_bytes
+        largest = _largest_param(spec)
+        copy = largest / n * st.gather_bytes
         phases["end of forward"] = [
             Part("activations", acts[0], acts[2]),
-            Part(
-                "gather copy", copy, f"largest weight {_largest_param(spec):,} ÷ {n} × {st.gather_bytes:g} B"
-            ),
+            Part("gather copy", copy, f"largest weight {largest:,} ÷ {n} × {st.gather_bytes:g} B"),
         ]
     totals = {name: sum(x.bytes for x in ps) for name, ps in phases.items()}
     phase = max(totals, key=lambda k: totals[k])
