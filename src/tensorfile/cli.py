@@ -216,18 +216,17 @@ def scan(
         raise UsageError("--sarif - and --json both print to standard output; choose one")
     report = run_scan(paths, fail_on=fail_on, jobs=jobs)
     if sarif_file:
+        from .atomic import write_text_atomic
         from .scan.sarif import to_sarif
 
         sarif = json.dumps(to_sarif(report), indent=2)
         if sarif_file == "-":  # SARIF on stdout, for CI steps that pipe it on
             click.echo(sarif)
-            raise click.exceptions.Exit(report.exit_code)
-        from .atomic import write_text_atomic
-
-        write_text_atomic(sarif_file, sarif)
+        else:
+            write_text_atomic(sarif_file, sarif)
     if as_json:
         _print_json(report.to_dict())
-    else:
+    elif sarif_file != "-":
         from .scan.report import render_report
 
         render_report(_console(), report, verbose=verbose)
