@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dtypes import DType, UnknownDType, lookup, nbytes
-from ..errors import FormatError
+from ..errors import FormatError, TensorfileError
 from ..model import (
     CERTAIN,
     LIKELY,
@@ -362,13 +362,11 @@ def _counters(folder: Path, tensors: list[TensorInfo]) -> dict[str, int]:
         if name is None or t.shape != () or t.dtype not in ("I64", "I32") or t.file is None:
             continue
         try:
-            with (folder / t.file).open("rb") as fh:
-                fh.seek(t.offset or 0)
-                raw = fh.read(t.nbytes)
-        except OSError:
+            with FileSource(folder / t.file) as shard:
+                raw = read_exact(shard, t.offset or 0, t.nbytes, "counter")
+        except (OSError, TensorfileError):  # a missing or short shard: the counter stays unknown
             continue
-        if len(raw) == t.nbytes:
-            counters[name] = int.from_bytes(raw, "little", signed=True)
+        counters[name] = int.from_bytes(raw, "little", signed=True)
     return counters
 
 
