@@ -18,9 +18,10 @@ from . import catalog
 from .errors import FormatError, InputError, TensorfileError
 from .formats.registry import DIR_DETECTORS, FILE_DETECTORS
 from .formats.signatures import describe
+from .hub.refs import is_remote
 from .model import CERTAIN, Detection, Identification
 from .probe import DirProbe, FileProbe
-from .source import check_path
+from .source import check_path, resolve_input
 
 # Files in a model folder that are never the weights themselves.
 _SIDE_SUFFIXES = (
@@ -49,7 +50,7 @@ _MAX_FOLDER_CANDIDATES = 64
 
 def identify(path: str | os.PathLike[str]) -> Identification:
     """Identify one file or folder. Raises InputError when the path cannot be read at all."""
-    return _identify(Path(path), walking=False)
+    return _identify(resolve_input(path), walking=False)
 
 
 def _identify(p: Path, walking: bool) -> Identification:
@@ -279,7 +280,7 @@ def expand(
 ) -> Iterator[tuple[str, Identification | TensorfileError]]:
     """Identify every input (files, folders, globs) in order; errors are yielded, not raised."""
     for raw in inputs:
-        if _has_magic(raw) and not os.path.lexists(raw):
+        if _has_magic(raw) and not is_remote(raw) and not os.path.lexists(raw):
             matches = sorted(glob.glob(raw, recursive=recursive))
             if not matches:
                 yield raw, InputError("no file matches this pattern", raw)
@@ -297,23 +298,32 @@ def _expand_one(raw: str, recursive: bool) -> Iterator[tuple[str, Identification
         yield raw, exc
         return
     if result.kind == "directory" and not result.known and recursive:
-        yield from _walk(Path(raw))
+        yield from _walk(resolve_input(raw))
         return
     yield raw, result
 
 
-def _walk(folder: Path) -> Iterator[tuple[str, Identification | TensorfileError]]:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        yield str(folder), InputError(f"cannot list directory ({exc.strerror})", folder)
-        return
-    for entry in entries:
-        path = Path(entry.path)
+def _children(folder: Path) -> list[tuple[Path, bool]]:
+    """(path, is a folder not reached through a symlink) for each entry, sorted by name."""
+    if not isinstance(folder, Path):  # a remote folder
+        return [(child, child.is_dir()) for child in folder.iterdir()]
+    children = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
         except OSError:
             is_dir = False
+        children.append((Path(entry.path), is_dir))
+    return children
+
+
+def _walk(folder: Path) -> Iterator[tuple[str, Identification | TensorfileError]]:
+    try:
+        entries = _children(folder)
+    except OSError as exc:
+        yield str(folder), InputError(f"cannot list directory ({exc.strerror})", folder)
+        return
+    for path, is_dir in entries:
         if is_dir:
             try:
                 result = _identify(path, walking=True)

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import UnsupportedError
 from .identification import identify
 from .model import ModelInfo, TensorInfo, natural_key
+from .source import resolve_input
 
 # config.json keys (transformers' many spellings) -> our architecture hint names.
 _CONFIG_KEYS = {
@@ -40,7 +41,7 @@ def inspect(path: str | os.PathLike[str]) -> ModelInfo:
     """Describe a model file or folder. Raises UnsupportedError for unknown or unreadable formats."""
     from .formats.registry import INSPECTORS
 
-    p = Path(path)
+    p = resolve_input(path)
     ident = identify(p)
     if not ident.known:
         raise UnsupportedError(f"not a model file: {ident.reason}", p)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FormatError
-from .source import ByteSource, FileSource
+from .source import ByteSource, OpenedSource, open_source
 
 HEAD_SIZE = 64 * 1024
 MAX_ZIP_MEMBER_READ = 64 * 1024 * 1024  # data.pkl of a huge checkpoint is a few MB at most
@@ -28,9 +28,9 @@ class FileProbe:
 
     kind = "file"
 
-    def __init__(self, path: Path, source: FileSource | None = None) -> None:
+    def __init__(self, path: Path, source: OpenedSource | None = None) -> None:
         self.path = path
-        self.source = source or FileSource(path)
+        self.source = source or open_source(path)
         self.size = self.source.size
         self.ext = path.suffix.lower()
         self.name = path.name
@@ -174,21 +174,28 @@ class DirProbe:
         self.ext = path.suffix.lower()
 
     @cached_property
+    def _entries(self) -> tuple[list[str], list[str]]:
+        """(regular files, folders) directly inside, each sorted by name."""
+        if not isinstance(self.path, Path):  # a remote folder: its listing is the directory
+            children = list(self.path.iterdir())
+            return sorted(c.name for c in children if c.is_file()), sorted(
+                c.name for c in children if c.is_dir()
+            )
+        try:
+            with os.scandir(self.path) as it:
+                entries = list(it)
+        except OSError:
+            return [], []
+        return sorted(e.name for e in entries if _is_file(e)), sorted(e.name for e in entries if _is_dir(e))
+
+    @property
     def files(self) -> list[str]:
         """Names of regular files directly inside, sorted."""
-        try:
-            with os.scandir(self.path) as it:
-                return sorted(e.name for e in it if _is_file(e))
-        except OSError:
-            return []
+        return self._entries[0]
 
-    @cached_property
+    @property
     def dirs(self) -> list[str]:
-        try:
-            with os.scandir(self.path) as it:
-                return sorted(e.name for e in it if e.is_dir())
-        except OSError:
-            return []
+        return self._entries[1]
 
     def has(self, name: str) -> bool:
         return name in self.files
@@ -210,6 +217,8 @@ class DirProbe:
     @cached_property
     def total_size(self) -> int:
         total = 0
+        if not isinstance(self.path, Path):
+            return sum(f.stat().st_size for f in self.path.walk_files())
         for root, _dirs, names in os.walk(self.path):
             for n in names:
                 with contextlib.suppress(OSError):
@@ -220,5 +229,12 @@ class DirProbe:
 def _is_file(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
     except OSError:
         return False

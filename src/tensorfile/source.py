@@ -11,7 +11,7 @@ import os
 import stat
 from collections import OrderedDict
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from .errors import FormatError, InputError
 
@@ -25,6 +25,18 @@ class ByteSource(Protocol):
     def read_at(self, offset: int, length: int) -> bytes:
         """Up to `length` bytes from `offset`; shorter only at the end of the source."""
         ...
+
+
+class OpenedSource(ByteSource, Protocol):
+    """A source opened from a path (local or remote): also a stream for libraries, and closable."""
+
+    def open_stream(self) -> BinaryIO: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> OpenedSource: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def read_exact(source: ByteSource, offset: int, length: int, what: str = "data") -> bytes:
@@ -84,6 +96,31 @@ class FileSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_source(path: str | os.PathLike[str] | Any) -> OpenedSource:
+    """The byte source of a file path: a FileSource for a local path; a remote path (hub/remote.py)
+    brings its own range-reading source. Format code opens files only through this."""
+    opener = getattr(path, "open_source", None)
+    if opener is not None:
+        return opener()
+    return FileSource(path)
+
+
+def resolve_input(raw: str | os.PathLike[str] | Any) -> Path | Any:
+    """What a user typed as a Path, or for `hf://`, `ms://` and `https://` inputs a remote path
+    (hub/remote.py) that reads its bytes by range requests. Path-like objects pass through."""
+    if isinstance(raw, str):
+        from .hub.refs import is_remote
+
+        if is_remote(raw):
+            from .hub.remote import open_remote_cached
+
+            return open_remote_cached(raw)
+        return Path(raw)
+    if isinstance(raw, os.PathLike):
+        return Path(raw)
+    return raw
 
 
 class SliceSource:

@@ -12,7 +12,7 @@ from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import FileProbe
 from ..protowire import LEN, VARINT, Field, MessageReader, decode_varint
-from ..source import CachedSource, FileSource, read_exact
+from ..source import CachedSource, open_source, read_exact
 
 # NetParameter field number -> wire type (caffe.proto).
 _NET_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: VARINT, 5: VARINT, 6: LEN, 7: VARINT, 8: LEN, 100: LEN}
@@ -297,7 +297,7 @@ def inspect_caffe(path: Path, ident: Identification) -> ModelInfo:
     if ident.details.get("part") == "network-definition":
         return inspect_prototxt(path, ident)
     info = ModelInfo(str(path), "caffe")
-    with FileSource(path) as raw:
+    with open_source(path) as raw:
         source = CachedSource(raw)
         net = MessageReader(source)
         walk = _CaffeWalk(str(path))
@@ -442,7 +442,7 @@ def _text_dims(values: list[Any], path: Path) -> list[int]:
 
 def inspect_prototxt(path: Path, ident: Identification) -> ModelInfo:
     """A network definition alone: layers and inputs from the text, no tensors (weights are elsewhere)."""
-    with FileSource(path) as source:
+    with open_source(path) as source:
         if source.size > MAX_PROTOTXT:
             raise FormatError(f"prototxt is {source.size} bytes, over the {MAX_PROTOTXT} byte limit", path)
         text = read_exact(source, 0, source.size, "prototxt").decode("utf-8", "replace")

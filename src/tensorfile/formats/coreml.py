@@ -14,7 +14,7 @@ from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
 from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, decode_varints
-from ..source import CachedSource, FileSource, read_exact
+from ..source import CachedSource, OpenedSource, open_source, read_exact
 
 # Model.Type oneof field numbers (coremltools Model.proto).
 MODEL_TYPES = {
@@ -295,7 +295,7 @@ def _packed_varints(reader: MessageReader, f: Field) -> list[int]:
 
 @dataclass
 class _Blob:
-    source: FileSource
+    source: OpenedSource
     label: str
     seen: set[int] = field(default_factory=set)  # metadata offsets already reported
 
@@ -1135,7 +1135,7 @@ def _open_blob(file_name: str, walk: _Walk) -> _Blob | None:
     if not path.is_file():
         walk.warn(f"weight blob {label} is missing: blob tensors have no offsets")
         return None
-    store = _Blob(FileSource(path), label)
+    store = _Blob(open_source(path), label)
     walk.blobs[file_name] = store
     if all(f["path"] != label for f in walk.info.files):
         walk.info.files.append({"path": label, "size_bytes": store.source.size})
@@ -1156,7 +1156,7 @@ def _open_blob(file_name: str, walk: _Walk) -> _Blob | None:
 def _inspect_spec(info: ModelInfo, spec: Path, label: str, package: Path | None) -> ModelInfo:
     walk = _Walk(info, label, spec.parent, package)
     try:
-        with FileSource(spec) as source:
+        with open_source(spec) as source:
             if not package:
                 info.files.append({"path": label, "size_bytes": source.size})
             summary = _read_model(MessageReader(CachedSource(source)), walk, "", 0)

@@ -20,7 +20,7 @@ from ..model import (
     optimizer_state,
 )
 from ..probe import FileProbe
-from ..source import ByteSource, FileSource, read_exact
+from ..source import ByteSource, open_source, read_exact
 
 EXT_NDARRAY, EXT_NATIVE_COMPLEX, EXT_NPSCALAR = 1, 2, 3
 _TRAIN_STATE_KEYS = {"step", "params", "opt_state"}
@@ -425,7 +425,7 @@ def _flax_slots(tensors: list[TensorInfo]) -> list[str]:
 
 
 def inspect_file(path: Path, ident: Identification) -> ModelInfo:
-    with FileSource(path) as source:
+    with open_source(path) as source:
         walker = _TreeWalker(source, str(path))
         kind, _, _ = _header(walker.s, 0)
         end = walker.value(0, ())
@@ -481,7 +481,7 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
 
 def chunk_parts(path: Path) -> dict[str, list[tuple[int, int]]]:
     """Where the pieces of each chunked array are: (offset, nbytes) per chunk, in order."""
-    with FileSource(path) as source:
+    with open_source(path) as source:
         walker = _TreeWalker(source, str(path))
         walker.value(0, ())
     return walker.chunk_parts

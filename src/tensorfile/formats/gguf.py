@@ -11,7 +11,7 @@ from ..dtypes import from_ggml_type, lookup, nbytes
 from ..errors import FormatError, UnsupportedError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import FileProbe
-from ..source import FileSource, read_exact
+from ..source import OpenedSource, open_source, read_exact
 
 # Legacy magics are uint32 little-endian words: 'ggml' is stored as b"lmgg", and so on.
 _LEGACY = {b"lmgg": "GGML", b"fmgg": "GGMF", b"tjgg": "GGJT", b"algg": "GGLA"}
@@ -146,7 +146,7 @@ class _Reader:
 
     CHUNK = 1 << 20
 
-    def __init__(self, source: FileSource, offset: int, endian: str) -> None:
+    def __init__(self, source: OpenedSource, offset: int, endian: str) -> None:
         self.source = source
         self.pos = offset
         self.endian = endian
@@ -218,7 +218,7 @@ def _value(reader: _Reader, vtype: int, version: int, key: str) -> Any:
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[TensorInfo], dict[str, Any], list[str]]:
     """(metadata, tensors, header facts, warnings) of a GGUF file, reading only its header."""
-    with FileSource(path) as source:
+    with open_source(path) as source:
         head = read_exact(source, 0, 24, "GGUF header")
         if head[:4] != b"GGUF":
             raise FormatError("not a GGUF file (legacy GGML/GGJT files are not inspected)", path)

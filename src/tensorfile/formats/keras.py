@@ -32,7 +32,7 @@ from ..model import (
     tensor_group,
 )
 from ..probe import MAX_ZIP_MEMBER_READ, DirProbe, FileProbe, stored_member_offset
-from ..source import FileSource, SliceSource
+from ..source import OpenedSource, SliceSource, open_source
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -114,7 +114,7 @@ def detect_hdf5(probe: FileProbe) -> Detection | None:
     )
 
 
-def _detect_facts(h5py: Any, source: FileSource) -> dict[str, Any]:
+def _detect_facts(h5py: Any, source: OpenedSource) -> dict[str, Any]:
     """What the detector needs from an HDF5 file, as plain JSON-able data (runs isolated)."""
     try:
         h5 = h5py.File(source.open_stream(), "r")
@@ -272,8 +272,7 @@ def _shard_siblings(folder: Path, index_name: str) -> list[str]:
     base = index_name[: -len(SHARD_INDEX_SUFFIX)]  # "model.weights.json" -> "model", as Keras names it
     pattern = re.compile(rf"^{re.escape(base)}_\d{{5}}\.weights\.h5$")
     try:
-        with os.scandir(folder) as it:
-            return sorted(e.name for e in it if pattern.match(e.name))
+        return sorted(p.name for p in folder.iterdir() if pattern.match(p.name))
     except OSError:
         return []
 
@@ -699,7 +698,7 @@ def inspect_h5(path: Path, ident: Identification) -> ModelInfo:
     if ident.details.get("variant") == "keras3-sharded-weights":
         return inspect_sharded(path, ident)
     info = ModelInfo(str(path), "keras-h5")
-    with FileSource(path) as source:
+    with open_source(path) as source:
         info.files.append({"path": str(path), "size_bytes": source.size})
         tensors, metadata, warnings, optimizer_class = _read_isolated(source.open_stream, str(path), 0, path)
     info.metadata = {"variant": ident.details.get("variant"), **metadata}
@@ -731,7 +730,7 @@ def inspect_sharded(path: Path, ident: Identification) -> ModelInfo:
     seen: set[str] = set()
     facts: dict[str, Any] = {}
     for shard in shards:
-        with FileSource(folder / shard) as source:
+        with open_source(folder / shard) as source:
             info.files.append({"path": shard, "size_bytes": source.size})
             part, metadata, warnings, _ = _read_isolated(
                 source.open_stream, shard, 0, folder / shard, root_attrs=False
@@ -791,7 +790,7 @@ def _zip_json(zf: zipfile.ZipFile, name: str, info: ModelInfo) -> Any:
 
 def inspect_keras_zip(path: Path, ident: Identification) -> ModelInfo:
     info = ModelInfo(str(path), "keras-v3")
-    with FileSource(path) as source:
+    with open_source(path) as source:
         info.files.append({"path": str(path), "size_bytes": source.size})
         try:
             zf = zipfile.ZipFile(source.open_stream())
@@ -813,7 +812,7 @@ def inspect_keras_zip(path: Path, ident: Identification) -> ModelInfo:
 
 
 def _keras_zip_weights(
-    zf: zipfile.ZipFile, source: FileSource, path: Path, info: ModelInfo, config: Any
+    zf: zipfile.ZipFile, source: OpenedSource, path: Path, info: ModelInfo, config: Any
 ) -> tuple[list[TensorInfo], str | None]:
     info.metadata["zip_members"] = len(zf.namelist())
     info.metadata.update(_config_summary(config))
@@ -859,7 +858,7 @@ def _keras_zip_weights(
     return [], optimizer_class
 
 
-def _npz_weights(zf: zipfile.ZipFile, source: FileSource, path: Path, info: ModelInfo) -> list[TensorInfo]:
+def _npz_weights(zf: zipfile.ZipFile, source: OpenedSource, path: Path, info: ModelInfo) -> list[TensorInfo]:
     """Keras' NpzIOStore: np.savez of {"layers/dense": {"0": arr, …}} — each entry a pickled dict.
 
     The object arrays are read with the non-executing pickle reader. Their array bytes sit inline in

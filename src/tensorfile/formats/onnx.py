@@ -13,7 +13,7 @@ from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import FileProbe
 from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, decode_varints, signed64
-from ..source import ByteSource, CachedSource, FileSource, read_exact
+from ..source import ByteSource, CachedSource, open_source, read_exact
 
 # ModelProto field number -> wire type.
 _MODEL_FIELDS = {
@@ -582,7 +582,7 @@ def _truncate(text: str | None, limit: int = DOC_CHARS) -> str | None:
 def inspect_onnx(path: Path, ident: Identification) -> ModelInfo:
     """Initializers and Constant-node tensors (subgraphs and functions too), from the protobuf fields."""
     info = ModelInfo(str(path), "onnx")
-    with FileSource(path) as raw:
+    with open_source(path) as raw:
         source = CachedSource(raw)
         model = Message(source, 0, source.size)
         walk = _OnnxWalk(path)

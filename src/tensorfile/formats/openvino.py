@@ -12,7 +12,7 @@ from ..dtypes import DType, UnknownDType, lookup, padded_nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import FileProbe
-from ..source import FileSource
+from ..source import open_source
 from ..xmlhead import parse_xml, read_root
 
 
@@ -357,7 +357,7 @@ def inspect_ir(path: Path, ident: Identification) -> ModelInfo:
 def _inspect_pair(shown: Path, xml: Path, weights: Path, folder: Path | None) -> ModelInfo:
     info = ModelInfo(str(shown), "openvino-ir")
     reader = _IrReader()
-    with FileSource(xml) as source:
+    with open_source(xml) as source:
         parse_xml(source, reader)
         xml_size = source.size
     xml_label = xml.name if folder else str(xml)

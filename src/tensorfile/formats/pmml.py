@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import FormatError
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import FileProbe
-from ..source import FileSource
+from ..source import open_source
 from ..xmlhead import parse_xml, read_root
 
 
@@ -242,7 +242,7 @@ def _layer_tensors(layers: list[tuple[str, _Layer]]) -> list[TensorInfo]:
 
 def inspect_pmml(path: Path, ident: Identification) -> ModelInfo:
     reader = _PmmlReader()
-    with FileSource(path) as source:
+    with open_source(path) as source:
         parse_xml(source, _Handler(reader))
         size = source.size
     info = ModelInfo(str(path), "pmml", files=[{"path": str(path), "size_bytes": size}])

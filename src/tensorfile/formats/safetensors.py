@@ -13,7 +13,7 @@ from ..dtypes import lookup, nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
-from ..source import FileSource, read_exact
+from ..source import open_source, read_exact
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 _SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
@@ -195,7 +195,7 @@ def tensors_from_header(
 
 def read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
     """(header, data start offset, file size) of one safetensors file, header bytes only."""
-    with FileSource(path) as source:
+    with open_source(path) as source:
         head = read_exact(source, 0, 8, "safetensors header length")
         n = struct.unpack("<Q", head)[0]
         if n > MAX_HEADER:

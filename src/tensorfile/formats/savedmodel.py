@@ -31,7 +31,7 @@ from ..model import (
 )
 from ..probe import DirProbe, FileProbe
 from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, signed64
-from ..source import ByteSource, BytesSource, CachedSource, FileSource, read_exact
+from ..source import ByteSource, BytesSource, CachedSource, OpenedSource, open_source, read_exact
 
 _SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
 
@@ -174,7 +174,7 @@ def snappy_decompress(data: bytes, name: str = "<snappy>", limit: int = _MAX_BLO
     return bytes(out)
 
 
-def _read_block(source: FileSource, offset: int, size: int, what: str) -> bytes:
+def _read_block(source: OpenedSource, offset: int, size: int, what: str) -> bytes:
     if size > _MAX_BLOCK:
         raise FormatError(f"{what} claims {size} bytes: corrupt block handle", source.name)
     raw = read_exact(source, offset, size + _BLOCK_TRAILER, what)
@@ -210,7 +210,7 @@ def _block_entries(block: bytes, what: str, name: str) -> Iterator[tuple[bytes, 
 
 def read_table(path: Path) -> Iterator[tuple[bytes, bytes]]:
     """Every (key, value) of a LevelDB-format table file, reading the index and data blocks only."""
-    with FileSource(path) as source:
+    with open_source(path) as source:
         if source.size < _FOOTER_SIZE:
             raise FormatError(
                 f"{source.size} bytes is shorter than the {_FOOTER_SIZE}-byte table footer: truncated",
@@ -362,7 +362,7 @@ def _counters(folder: Path, tensors: list[TensorInfo]) -> dict[str, int]:
         if name is None or t.shape != () or t.dtype not in ("I64", "I32") or t.file is None:
             continue
         try:
-            with FileSource(folder / t.file) as shard:
+            with open_source(folder / t.file) as shard:
                 raw = read_exact(shard, t.offset or 0, t.nbytes, "counter")
         except (OSError, TensorfileError):  # a missing or short shard: the counter stays unknown
             continue
@@ -422,7 +422,7 @@ def _signature(reader: MessageReader) -> dict[str, Any]:
 def read_saved_model(path: Path) -> dict[str, Any]:
     """Schema version, and per meta graph its tags, TF version and signatures (graph_def is skipped)."""
     out: dict[str, Any] = {"schema_version": None, "meta_graphs": []}
-    with FileSource(path) as source:
+    with open_source(path) as source:
         reader = MessageReader(source)
         for f in reader.fields():
             if f.number == 1 and f.wire_type == VARINT:
@@ -767,7 +767,7 @@ def _attr_field(attr: tuple[MessageReader, Field] | None, number: int) -> Messag
 def inspect_frozen_graph(path: Path, ident: Identification) -> ModelInfo:
     """The Const tensors of a bare GraphDef, header-only: tensor_content is located, never read."""
     info = ModelInfo(str(path), "tf-savedmodel")
-    with FileSource(path) as raw:
+    with open_source(path) as raw:
         source = CachedSource(raw)
         walk = _GraphWalk(source, str(path))
         meta = walk.graph(MessageReader(source))
@@ -784,7 +784,7 @@ def inspect_frozen_graph(path: Path, ident: Identification) -> ModelInfo:
 
 def _graph_constants(graph_file: Path, info: ModelInfo) -> None:
     """Const tensors of the first meta graph's GraphDef (SavedModels without variables/)."""
-    with FileSource(graph_file) as raw:
+    with open_source(graph_file) as raw:
         source = CachedSource(raw)
         reader = MessageReader(source)
         for f in reader.fields():
@@ -807,7 +807,7 @@ def graph_op_counts(path: Path) -> Counter[str]:
     """How often each op appears in a bare GraphDef or in every meta graph of a saved_model.pb,
     function bodies included (the scanner looks for ops that touch files or call Python)."""
     counts: Counter[str] = Counter()
-    with FileSource(path) as raw:
+    with open_source(path) as raw:
         source = CachedSource(raw)
         top = MessageReader(source)
         fields = list(top.fields())

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..model import CERTAIN, STRONG, Detection, Identification, ModelInfo
 from ..probe import FileProbe
-from ..source import FileSource
+from ..source import open_source
 
 
 def detect_file(probe: FileProbe) -> Detection | None:
@@ -71,7 +71,7 @@ def _length_prefixed_strings(data: bytes) -> list[str]:
 
 
 def inspect_engine(path: Path, ident: Identification) -> ModelInfo:
-    with FileSource(path) as source:
+    with open_source(path) as source:
         size = source.size
         head = source.read_at(0, min(size, SCAN_LIMIT))
     info = ModelInfo(str(path), "tensorrt", files=[{"path": str(path), "size_bytes": size}])

@@ -13,7 +13,7 @@ from ..dtypes import UnknownDType, lookup, padded_nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, Detection, Identification, ModelInfo, TensorInfo, add_warning
 from ..probe import FileProbe
-from ..source import ByteSource, CachedSource, FileSource
+from ..source import ByteSource, CachedSource, open_source
 
 
 def detect_file(probe: FileProbe) -> Detection | None:
@@ -230,7 +230,7 @@ def _buffer_span(buffer: Table) -> tuple[int, int] | None:
 def inspect_tflite(path: Path, ident: Identification) -> ModelInfo:
     """Tensors backed by a non-empty buffer, plus schema version, subgraphs, operators and metadata."""
     info = ModelInfo(str(path), "tflite")
-    with FileSource(path) as raw:
+    with open_source(path) as raw:
         source = CachedSource(raw)
         if source.size < 8:
             raise FormatError("file too short for a flatbuffer", path)
@@ -401,7 +401,7 @@ def _quantization(info: ModelInfo) -> dict[str, Any]:
 def _zip_members(path: Path, warnings: list[str]) -> list[str]:
     """Names in the appended zip (associated files such as labels), from its central directory."""
     try:
-        with FileSource(path) as source, zipfile.ZipFile(source.open_stream()) as zf:
+        with open_source(path) as source, zipfile.ZipFile(source.open_stream()) as zf:
             return zf.namelist()[:MAX_LISTED]
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, NotImplementedError) as exc:
         warnings.append(f"appended zip is unreadable ({exc})")

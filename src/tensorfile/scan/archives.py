@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import UnsupportedError
-from ..source import ByteSource, FileSource
+from ..source import ByteSource, OpenedSource, open_source
 from .archive_context import Limits, Member, WalkContext
 from .archive_sniff import archive_kind
 from .archive_streams import GuardedStream, member_reader, plain_reader, spool_copy
@@ -73,7 +73,7 @@ def walk_archive(path: Path, kind: str, *, limits: Limits | None = None) -> Iter
     Raises FormatError when nothing at all could be read, UnsupportedError for a kind this
     module does not walk (or 7z without py7zr).
     """
-    path = Path(path)
+    path = Path(path) if isinstance(path, str) else path
     source = _FileBytes(path)
     ctx = WalkContext(limits or Limits(), str(path))
     try:
@@ -88,12 +88,12 @@ class _FileBytes:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
-        self._file: FileSource | None = FileSource(path)
+        self._file: OpenedSource | None = open_source(path)
         self.size = self._file.size
 
     def read_at(self, offset: int, length: int) -> bytes:
         if self._file is None:
-            self._file = FileSource(self.path)
+            self._file = open_source(self.path)
         return self._file.read_at(offset, length)
 
     def close(self) -> None:

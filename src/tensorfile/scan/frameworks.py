@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
-from ..source import FileSource, read_exact
+from ..source import open_source, read_exact
 from .findings import CONVERT_ADVICE, Finding
 from .rules import classify
 
@@ -101,7 +101,9 @@ def keras_h5_config(path: Path) -> Any:
     from ..formats.keras import run_isolated
 
     def read() -> dict[str, Any]:
-        with h5py.File(path, "r") as h5:
+        # A remote file is read through its range source; a local one by libhdf5's own driver.
+        target = path if isinstance(path, Path) else open_source(path).open_stream()
+        with h5py.File(target, "r") as h5:
             text = h5.attrs.get("model_config")
             if isinstance(text, bytes):
                 text = text.decode("utf-8", "replace")
@@ -235,7 +237,7 @@ def check_safetensors(path: Path) -> list[Finding]:
             )
         )
 
-    with FileSource(path) as source:
+    with open_source(path) as source:
         (length,) = struct.unpack("<Q", read_exact(source, 0, 8, "safetensors header length"))
         if length > _MAX_HEADER or 8 + length > source.size:
             lie(

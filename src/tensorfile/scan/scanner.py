@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,7 +18,7 @@ from ..errors import FormatError, TensorfileError, UnsupportedError
 from ..formats.numpy import MAGIC as NPY_MAGIC
 from ..formats.numpy import has_objects, parse_npy_header
 from ..formats.pytorch import legacy_magic_at
-from ..source import check_path
+from ..source import check_path, resolve_input
 from . import archive_sniff, archives, frameworks
 from .findings import CONVERT_ADVICE, FileResult, Finding, ScanReport
 from .pickles import looks_like_pickle, scan_pickle
@@ -38,7 +38,11 @@ def scan(
     files: list[Path] = []
     results: list[FileResult] = []
     for raw in paths:
-        path = Path(raw)
+        try:
+            path = resolve_input(raw)
+        except TensorfileError as exc:
+            results.append(FileResult(str(raw), status="error", error=exc.message))
+            continue
         if path.is_dir():
             found = sorted(p for p in _walk(path))
             if not found:
@@ -47,8 +51,11 @@ def scan(
         else:
             files.append(path)
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
+    remote = any(not isinstance(f, Path) for f in files)
     if workers > 1 and len(files) >= 4:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Remote files wait on the network, not the CPU: threads share one connection pool and cache.
+        executor: Executor = ThreadPoolExecutor(8) if remote else ProcessPoolExecutor(workers)
+        with executor as pool:
             results.extend(pool.map(scan_file, files, chunksize=max(1, len(files) // (workers * 4))))
     else:
         results.extend(scan_file(f) for f in files)
@@ -56,6 +63,9 @@ def scan(
 
 
 def _walk(folder: Path) -> Iterator[Path]:
+    if not isinstance(folder, Path):  # a remote folder: every file of its listing
+        yield from folder.walk_files()
+        return
     for root, dirs, names in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in (".git", "__pycache__"))
         for name in names:
