@@ -144,7 +144,9 @@ class _Source:
         from .estimate import SHAPE_OPTIONS, default_weights, describe_model
 
         shape = {k: v for k, v in settings.items() if k in SHAPE_OPTIONS and v is not None}
-        path = Path(text)
+        from .source import resolve_input
+
+        path = resolve_input(text)
         if not path.exists():
             spec, _ = describe_model(text, **shape)  # a size like 7B, or a clear error
             return cls(spec, True, True, None, spec.total_params)

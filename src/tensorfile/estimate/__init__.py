@@ -64,7 +64,9 @@ def describe_model(model: str | Path | ModelSpec, **shape: Any) -> tuple[ModelSp
         return model, {}
     text = str(model)
     overrides = {k: v for k, v in shape.items() if k in SHAPE_OPTIONS and v is not None}
-    if not Path(text).exists():
+    from ..hub.refs import is_remote
+
+    if not is_remote(text) and not Path(text).exists():
         if not looks_like_size(text):
             raise SpecError(f"{text}: no such file or folder, and not a size like 7B")
         # a size, even an implausible one, gets parse_size's own reason (too small, too large)

@@ -457,8 +457,9 @@ def spec_from_path(
     quantization inspect reported, which decide the default `--weights`.
     """
     from ..inspection import config_near, inspect
+    from ..source import resolve_input
 
-    p = Path(path)
+    p = resolve_input(path)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if p.is_file() and p.name.endswith(".json"):
         try:

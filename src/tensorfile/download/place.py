@@ -1,0 +1,194 @@
+"""Where downloaded files go: a plain folder (`--local-dir`) or the hub's own cache, in the official
+client's layout, so `from_pretrained`, `snapshot_download(local_files_only=True)` and
+`modelscope` find them afterwards.
+
+Every destination stages files under its own root (same filesystem, so placing is a rename),
+keeps quarantined files apart from where loaders look, and can tell whether a file is already
+there and intact (then it is not downloaded again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..atomic import write_text_atomic
+from ..errors import InputError
+from ..hub.listing import RemoteFile, RepoListing
+from ..hub.refs import HUGGINGFACE
+from .fetch import CHUNK, expected_hash
+
+_COMMIT_LEN = 40
+
+
+class Destination:
+    """Base: a root folder holding the placed files, a staging area and a quarantine."""
+
+    def __init__(self, root: Path, work: Path, label: str) -> None:
+        self.root = root  # what the user gets: the folder of the repo's files
+        self.work = work  # our staging and quarantine, never looked at by loaders
+        self.label = label
+
+    @property
+    def staging(self) -> Path:
+        return self.work / "staging"
+
+    def final_path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def present(self, file: RemoteFile) -> bool:
+        """The file is already in place with the hub's size and hash."""
+        return _intact(self.final_path(file.path), file)
+
+    def place(self, file: RemoteFile, staged: Path) -> Path:
+        target = self.final_path(file.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+        return target
+
+    def finish(self) -> None:
+        """After every file is placed: drop the empty staging area."""
+        _remove_empty(self.staging, stop=self.work.parent)
+
+    def quarantine(self, staged: list[tuple[str, Path]]) -> Path:
+        """Move staged files into a fresh quarantine folder; its path."""
+        folder = self.work / "quarantine" / time.strftime("%Y%m%d-%H%M%S")
+        for rel, path in staged:
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        _remove_empty(self.staging, stop=self.work.parent)
+        return folder
+
+    def prepare(self) -> None:
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot write here: {exc.strerror or exc}", self.work) from None
+
+
+class LocalDir(Destination):
+    """`--local-dir D`: files at D/<path>; staging in D/.cache/tensorfile (hf uses D/.cache/huggingface)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, root / ".cache" / "tensorfile", str(root))
+
+
+class HuggingFaceCache(Destination):
+    """huggingface_hub's cache: blobs/<etag>, snapshots/<commit>/<path> -> blob, refs/<revision>."""
+
+    def __init__(self, listing: RepoListing, cache: Path | None = None) -> None:
+        from huggingface_hub import constants
+
+        base = Path(cache or constants.HF_HUB_CACHE)
+        repo_dir = base / ("models--" + listing.ref.repo_id.replace("/", "--"))
+        if not listing.commit:
+            raise InputError("the hub named no commit for this revision", f"hf://{listing.ref.repo_id}")
+        self.repo_dir = repo_dir
+        self.listing = listing
+        super().__init__(
+            repo_dir / "snapshots" / listing.commit, base / ".tensorfile" / repo_dir.name, str(repo_dir)
+        )
+
+    def _blob(self, file: RemoteFile) -> Path:
+        _, digest = expected_hash(file)
+        return self.repo_dir / "blobs" / (digest or hashlib.sha256(file.path.encode()).hexdigest())
+
+    def present(self, file: RemoteFile) -> bool:
+        link = self.final_path(file.path)
+        return link.exists() and _intact(self._blob(file), file)
+
+    def place(self, file: RemoteFile, staged: Path) -> Path:
+        blob = self._blob(file)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, blob)
+        link = self.final_path(file.path)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temp = link.with_name(f".{link.name}.tensorfile-link")
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        os.symlink(os.path.relpath(blob, link.parent), temp)
+        os.replace(temp, link)  # atomic: a reader sees the old link or the new one
+        return link
+
+    def finish(self) -> None:
+        revision = self.listing.ref.revision_or_default
+        if self.listing.commit and revision != self.listing.commit:
+            refs = self.repo_dir / "refs" / revision
+            refs.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(refs, self.listing.commit)
+        super().finish()
+
+
+class ModelScopeCache(Destination):
+    """ModelScope's cache: MODELSCOPE_CACHE/models/<owner>/<name>/<path>, with the `.mv` file
+    naming the revision, as modelscope's snapshot_download leaves it."""
+
+    def __init__(self, listing: RepoListing, cache: Path | None = None) -> None:
+        from modelscope_hub.config import get_default_config
+
+        base = Path(cache or get_default_config().cache_dir)
+        owner, name = listing.ref.repo_id.split("/", 1)
+        root = base / "models" / owner / name
+        self.listing = listing
+        super().__init__(root, base / ".tensorfile" / f"{owner}--{name}", str(root))
+
+    def finish(self) -> None:
+        revision = self.listing.ref.revision_or_default
+        with contextlib.suppress(OSError):
+            write_text_atomic(self.root / ".mv", f"Revision:{revision}")
+        super().finish()
+
+
+def destination_for(listing: RepoListing, local_dir: str | None) -> Destination:
+    if local_dir:
+        return LocalDir(Path(local_dir))
+    if listing.ref.hub == HUGGINGFACE:
+        return HuggingFaceCache(listing)
+    return ModelScopeCache(listing)
+
+
+def _intact(path: Path, file: RemoteFile) -> bool:
+    try:
+        if not path.is_file() or path.stat().st_size != file.size:
+            return False
+    except OSError:
+        return False
+    kind, want = expected_hash(file)
+    if want is None:
+        return True
+    hasher = hashlib.sha256() if kind == "sha256" else hashlib.sha1(usedforsecurity=False)
+    if kind == "git-sha1":
+        hasher.update(f"blob {file.size}\0".encode())
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest() == want
+
+
+def _remove_empty(folder: Path, stop: Path) -> None:
+    """Remove `folder` and its empty parents up to (not including) `stop`, if they are empty."""
+    if not folder.exists():
+        return
+    for root, dirs, _files in os.walk(folder, topdown=False):
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(root, d))
+    current = folder
+    while current != stop and stop in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
+
+
+def free_space(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
