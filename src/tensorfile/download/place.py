@@ -28,10 +28,11 @@ _COMMIT_LEN = 40
 class Destination:
     """Base: a root folder holding the placed files, a staging area and a quarantine."""
 
-    def __init__(self, root: Path, work: Path, label: str) -> None:
+    def __init__(self, root: Path, work: Path, label: str, top: Path) -> None:
         self.root = root  # what the user gets: the folder of the repo's files
         self.work = work  # our staging and quarantine, never looked at by loaders
         self.label = label
+        self.top = top  # empty folders of ours are removed up to here
 
     @property
     def staging(self) -> Path:
@@ -52,7 +53,7 @@ class Destination:
 
     def finish(self) -> None:
         """After every file is placed: drop the empty staging area."""
-        _remove_empty(self.staging, stop=self.work.parent)
+        _remove_empty(self.staging, stop=self.top)
 
     def quarantine(self, staged: list[tuple[str, Path]]) -> Path:
         """Move staged files into a fresh quarantine folder; its path."""
@@ -61,7 +62,7 @@ class Destination:
             target = folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-        _remove_empty(self.staging, stop=self.work.parent)
+        _remove_empty(self.staging, stop=self.top)
         return folder
 
     def prepare(self) -> None:
@@ -75,7 +76,7 @@ class LocalDir(Destination):
     """`--local-dir D`: files at D/<path>; staging in D/.cache/tensorfile (hf uses D/.cache/huggingface)."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(root, root / ".cache" / "tensorfile", str(root))
+        super().__init__(root, root / ".cache" / "tensorfile", str(root), root)
 
 
 class HuggingFaceCache(Destination):
@@ -125,23 +126,18 @@ class HuggingFaceCache(Destination):
 
 
 class ModelScopeCache(Destination):
-    """ModelScope's cache: MODELSCOPE_CACHE/models/<owner>/<name>/<path>, with the `.mv` file
-    naming the revision, as modelscope's snapshot_download leaves it."""
+    """ModelScope's cache (modelscope_hub 0.5, which modelscope 1.40 delegates to):
+    MODELSCOPE_CACHE/models/<owner>--<name>/snapshots/<revision name>/<path>, plain files."""
 
     def __init__(self, listing: RepoListing, cache: Path | None = None) -> None:
         from modelscope_hub.config import get_default_config
 
         base = Path(cache or get_default_config().cache_dir)
         owner, name = listing.ref.repo_id.split("/", 1)
-        root = base / "models" / owner / name
+        repo_dir = base / "models" / f"{owner}--{name}"
+        root = repo_dir / "snapshots" / listing.ref.revision_or_default
         self.listing = listing
-        super().__init__(root, base / ".tensorfile" / f"{owner}--{name}", str(root))
-
-    def finish(self) -> None:
-        revision = self.listing.ref.revision_or_default
-        with contextlib.suppress(OSError):
-            write_text_atomic(self.root / ".mv", f"Revision:{revision}")
-        super().finish()
+        super().__init__(root, base / ".tensorfile" / f"models--{owner}--{name}", str(root), base)
 
 
 def destination_for(listing: RepoListing, local_dir: str | None) -> Destination:

@@ -134,6 +134,7 @@ def download(
     allow_unsafe: bool = False,
     progress: ProgressFn | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    sizes: Callable[[dict[str, int]], None] | None = None,
 ) -> DownloadReport:
     """Download a repo's safe files, verified and scanned. Raises TensorfileError (HubError,
     UsageError, InputError) for what stops it before any file is placed; a refused scan and a
@@ -150,6 +151,8 @@ def download(
         ref, listing.commit, str(dest.root), dry_run, fail_on, notes=list(selection.notes)
     )
     to_fetch = _plan(report, selection, dest)
+    if sizes is not None:
+        sizes({o.choice.file.path: o.choice.file.size for o in to_fetch})
     if not dry_run:
         _run(report, listing, dest, to_fetch, max_workers, fail_on, allow_unsafe, progress, on_start)
     report.http = _delta(before, http.STATS.snapshot())

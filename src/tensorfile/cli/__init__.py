@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import TensorfileError, UsageError
-from .targets import TARGET_NAMES
+from .. import __version__
+from ..errors import TensorfileError, UsageError
+from ..targets import TARGET_NAMES
 
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -57,7 +57,7 @@ def identify(paths: tuple[str, ...], recursive: bool, as_json: bool, verbose: bo
     Exit code 0 when every input was identified, 1 when some are unknown, 2 on an error
     (missing or unreadable path).
     """
-    from .identification import expand
+    from ..identification import expand
 
     results = []
     errors = []
@@ -80,7 +80,7 @@ def identify(paths: tuple[str, ...], recursive: bool, as_json: bool, verbose: bo
         for err in errors:
             sys.stderr.write(f"tensorfile: error: {err['path']}: {err['error']}\n")
         if results:
-            from .render import identify_table
+            from ..render import identify_table
 
             identify_table(_console(), results, verbose=verbose)
     raise click.exceptions.Exit(code)
@@ -107,8 +107,8 @@ def inspect(
 ) -> None:
     """Show what is inside a model file or folder, from its headers only: tensors, parameter counts,
     dtypes, structure, quantization, training state and metadata. Nothing is loaded or executed."""
-    from .inspection import inspect as inspect_model
-    from .inspection import select_tensors
+    from ..inspection import inspect as inspect_model
+    from ..inspection import select_tensors
 
     info = inspect_model(path)
     if limit is not None and limit < 0:
@@ -116,7 +116,7 @@ def inspect(
     if as_json:
         _print_json(info.to_dict(select_tensors(info.tensors, pattern, sort, limit)))
         return
-    from .render import inspect_report
+    from ..render import inspect_report
 
     shown_limit = None if show_all else (40 if limit is None else limit)
     chosen = select_tensors(info.tensors, pattern, sort)
@@ -144,7 +144,7 @@ def formats(as_json: bool, family: str | None) -> None:
     if as_json:
         _print_json({"families": catalog.FAMILIES, "formats": [f.to_dict() for f in rows]})
         return
-    from .render import formats_table
+    from ..render import formats_table
 
     formats_table(_console(), rows)
 
@@ -164,14 +164,14 @@ def dtypes(as_json: bool, explain: str | None) -> None:
         if as_json:
             _print_json({"line": explain, "parts": parts})
             return
-        from .render import explain_table
+        from ..render import explain_table
 
         explain_table(_console(), explain, parts)
         return
     if as_json:
         _print_json({"dtypes": [d.to_dict() for d in dt.DTYPES]})
         return
-    from .render import dtypes_table
+    from ..render import dtypes_table
 
     dtypes_table(_console(), dt.DTYPES)
 
@@ -210,14 +210,14 @@ def scan(
     Exit code 0 when nothing reaches --fail-on, 1 when something does, 2 when a file could not
     be scanned (an unreadable or undecidable file is never reported as clean).
     """
-    from .scan import scan as run_scan
+    from ..scan import scan as run_scan
 
     if sarif_file == "-" and as_json:
         raise UsageError("--sarif - and --json both print to standard output; choose one")
     report = run_scan(paths, fail_on=fail_on, jobs=jobs)
     if sarif_file:
-        from .atomic import write_text_atomic
-        from .scan.sarif import to_sarif
+        from ..atomic import write_text_atomic
+        from ..scan.sarif import to_sarif
 
         sarif = json.dumps(to_sarif(report), indent=2)
         if sarif_file == "-":  # SARIF on stdout, for CI steps that pipe it on
@@ -227,7 +227,7 @@ def scan(
     if as_json:
         _print_json(report.to_dict())
     elif sarif_file != "-":
-        from .scan.report import render_report
+        from ..scan.report import render_report
 
         render_report(_console(), report, verbose=verbose)
     raise click.exceptions.Exit(report.exit_code)
@@ -294,8 +294,8 @@ def convert(
     A model folder converts to a folder: weights converted, config and tokenizer files copied.
     Tensors stream one chunk at a time; the output appears only when complete.
     """
-    from .convert.report import ConvertProgress, render_convert
-    from .convert.run import convert as run_convert
+    from ..convert.report import ConvertProgress, render_convert
+    from ..convert.run import convert as run_convert
 
     with ConvertProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
         result = run_convert(
@@ -336,8 +336,8 @@ def diff(a: str, b: str, atol: float, rtol: float, trust: bool, show_all: bool, 
     Exit code 0 when both hold the same names and shapes and every value is within
     |a - b| <= atol + rtol * |b|; 1 when not; 2 on an error.
     """
-    from .convert.compare import diff as run_diff
-    from .convert.report import render_diff
+    from ..convert.compare import diff as run_diff
+    from ..convert.report import render_diff
 
     report = run_diff(a, b, atol=atol, rtol=rtol, trust=trust)
     if as_json:
@@ -468,9 +468,9 @@ def estimate(
     MODEL is a model file or folder, a config.json, or a size like 7B (shapes then assumed from a
     similar open model unless --layers/--hidden/... say otherwise).
     """
-    from .estimate import estimate_memory
-    from .estimate.gpus import find_gpu
-    from .estimate.report import build_report, render_estimate
+    from ..estimate import estimate_memory
+    from ..estimate.gpus import find_gpu
+    from ..estimate.report import build_report, render_estimate
 
     if (max_batch or max_context) and not gpu_name:
         raise _fail("--max-batch and --max-context need --gpu NAME")
@@ -519,14 +519,19 @@ def recommend(
 
     MODEL is a model file or folder, a config.json, or a size like 7B.
     """
-    from .recommend import recommend as make_recommendation
-    from .recommend_report import render_recommendation
+    from ..recommend import recommend as make_recommendation
+    from ..recommend_report import render_recommendation
 
     rec = make_recommendation(model, target, memory_gib, seq_len=seq_len, gen_tokens=gen_tokens)
     if as_json:
         _print_json(rec.to_dict())
     else:
         render_recommendation(_console(), rec)
+
+
+from .download import register as _register_download  # noqa: E402 (needs the helpers above)
+
+_register_download(app, json_option, _console, _print_json)
 
 
 def main() -> None:
