@@ -48,11 +48,48 @@ def inspect(path: str | os.PathLike[str]) -> ModelInfo:
     inspector = INSPECTORS.get(ident.format)
     if inspector is None:
         raise UnsupportedError(f"inspect does not read {ident.format} files yet", p)
-    info = inspector(p, ident)
+    weights = ident.details.get("weights_files") or []
+    if ident.kind == "directory" and ident.format in _FILE_INSPECTORS and weights:
+        info = _inspect_files(p, [p / w for w in weights], ident, inspector)
+    else:
+        info = inspector(p, ident)
     if not info.architecture:
         info.architecture = architecture_from_config(config_near(p))
     info.warnings = [*ident.warnings, *info.warnings]
     return info
+
+
+# Formats whose inspectors read one file: a folder of them (a repo with config.json and a pickled
+# pytorch_model.bin, or its shards) is read file by file and summed.
+_FILE_INSPECTORS = frozenset(
+    {
+        "pickle",
+        "pytorch-zip",
+        "pytorch-legacy",
+        "torchscript",
+        "gguf",
+        "onnx",
+        "tflite",
+        "flax-msgpack",
+        "numpy",
+    }
+)
+
+
+def _inspect_files(folder: Path, files: list[Path], ident: Any, inspector: Any) -> ModelInfo:
+    from .identification import identify as identify_file
+
+    parts = [inspector(f, identify_file(f)) for f in files]
+    info = parts[0]
+    if len(parts) == 1:
+        info.path = str(folder)
+        return info
+    merged = ModelInfo(str(folder), ident.format, metadata=info.metadata, checkpoint=info.checkpoint)
+    for part in parts:
+        merged.files.extend(part.files)
+        merged.tensors.extend(part.tensors)
+        merged.warnings.extend(part.warnings)
+    return merged
 
 
 def config_near(path: Path) -> dict[str, Any] | None:

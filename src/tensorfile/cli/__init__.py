@@ -24,6 +24,17 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def _with_http(data: dict[str, Any], inputs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Add the requests and bytes fetched when any input was read from a hub or URL."""
+    from ..hub.refs import is_remote
+
+    if any(is_remote(i) for i in inputs):
+        from ..hub.http import STATS
+
+        data["http"] = STATS.snapshot()
+    return data
+
+
 def _fail(message: str, code: int = 2) -> click.exceptions.Exit:
     sys.stderr.write(f"tensorfile: error: {message}\n")
     return click.exceptions.Exit(code)
@@ -70,11 +81,18 @@ def identify(paths: tuple[str, ...], recursive: bool, as_json: bool, verbose: bo
     code = 2 if errors else 1 if unknown else 0
     if as_json:
         _print_json(
-            {
-                "results": [r.to_dict() for r in results],
-                "errors": errors,
-                "summary": {"identified": len(results) - unknown, "unknown": unknown, "errors": len(errors)},
-            }
+            _with_http(
+                {
+                    "results": [r.to_dict() for r in results],
+                    "errors": errors,
+                    "summary": {
+                        "identified": len(results) - unknown,
+                        "unknown": unknown,
+                        "errors": len(errors),
+                    },
+                },
+                paths,
+            )
         )
     else:
         for err in errors:
@@ -114,7 +132,7 @@ def inspect(
     if limit is not None and limit < 0:
         raise _fail("--limit must be 0 or more")
     if as_json:
-        _print_json(info.to_dict(select_tensors(info.tensors, pattern, sort, limit)))
+        _print_json(_with_http(info.to_dict(select_tensors(info.tensors, pattern, sort, limit)), [path]))
         return
     from ..render import inspect_report
 
@@ -225,7 +243,7 @@ def scan(
         else:
             write_text_atomic(sarif_file, sarif)
     if as_json:
-        _print_json(report.to_dict())
+        _print_json(_with_http(report.to_dict(), paths))
     elif sarif_file != "-":
         from ..scan.report import render_report
 

@@ -91,9 +91,8 @@ class HuggingFaceCache(Destination):
             raise InputError("the hub named no commit for this revision", f"hf://{listing.ref.repo_id}")
         self.repo_dir = repo_dir
         self.listing = listing
-        super().__init__(
-            repo_dir / "snapshots" / listing.commit, base / ".tensorfile" / repo_dir.name, str(repo_dir)
-        )
+        work = base / ".tensorfile" / repo_dir.name
+        super().__init__(repo_dir / "snapshots" / listing.commit, work, str(repo_dir), base)
 
     def _blob(self, file: RemoteFile) -> Path:
         _, digest = expected_hash(file)
