@@ -154,7 +154,7 @@ def inspect(
 @click.option("--family", default=None, help="Only formats of this family.")
 def formats(as_json: bool, family: str | None) -> None:
     """The model formats tensorfile knows: family, extensions, strengths, safety, tools."""
-    from . import catalog
+    from .. import catalog
 
     if family is not None and family not in catalog.FAMILIES:
         raise _fail(f"unknown family {family!r}; choose from {', '.join(catalog.FAMILIES)}")
@@ -172,7 +172,7 @@ def formats(as_json: bool, family: str | None) -> None:
 @click.option("--explain", default=None, help='Explain a tensor-type line like "BF16·I32·F32".')
 def dtypes(as_json: bool, explain: str | None) -> None:
     """The tensor types (F32, BF16, F8, I64…, ggml quant types) with bits, block sizes and meaning."""
-    from . import dtypes as dt
+    from .. import dtypes as dt
 
     if explain is not None:
         try:
