@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +46,11 @@ def _repo_both(root: Path) -> None:
     evil.mkdir()
     (evil / "pytorch_model.bin").write_bytes(EVIL_PICKLE)
     (evil / "config.json").write_text("{}")
+    huge = root / "org" / "huge"
+    huge.mkdir()
+    with (huge / "model.safetensors").open("wb") as fh:  # sparse: listed at 15 TB, costs no disk
+        fh.truncate(15 * 10**12)
+    (huge / "config.json").write_text("{}")
 
 
 def _sparse_shards(repo: Path, shards: int = 3, tensor_bytes: int = 1 << 30) -> dict[str, str]:
@@ -79,6 +87,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     root = tmp_path_factory.mktemp("hubroot")
     _repo_both(root)
     fake = _sparse_shards(root / "org" / "sharded")
+    fake["org/huge/model.safetensors"] = "f" * 64
     with HubServer(root, sha256=fake) as server:
         yield server
 
@@ -287,3 +296,90 @@ def test_remote_identify_scan_estimate(env: dict[str, str]) -> None:
     assert _json(scan)["summary"]["verdicts"]["unsafe"] == 1
     est = _json(run_cli("estimate", "hf://org/sharded", "--json", env=env))
     assert est["model"]["total_params"] == 3 * (1 << 30) // 2
+
+
+@pytest.mark.parametrize("spelling", ["hf://org/both", "ms://org/both"])
+def test_a_silent_hub_gives_up_within_the_timeout(env: dict[str, str], hub: HubServer, spelling: str) -> None:
+    """The listing (API) and a file body that stall: one line, exit 2, in bounded time."""
+    slow = {**env, "TENSORFILE_HTTP_TIMEOUT": "2"}
+    hub.add_fault("slow", "/api/*", times=None, delay=60)
+    started = time.monotonic()
+    proc = run_cli("inspect", spelling, env=slow, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "timeout" in proc.stderr
+    assert time.monotonic() - started < 40
+
+
+def test_a_stalled_download_gives_up_and_places_nothing(
+    env: dict[str, str], hub: HubServer, tmp_path: Path
+) -> None:
+    hub.add_fault("slow", "weights.bin", times=None, delay=0.5, per_chunk=True)
+    dest = tmp_path / "out"
+    slow = {**env, "TENSORFILE_HTTP_TIMEOUT": "0.2"}
+    proc = run_cli("download", "hf://org/big", "--local-dir", str(dest), "-q", env=slow, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "weights.bin" in proc.stderr and "timeout" in proc.stderr
+    assert not (dest / "weights.bin").exists()
+
+
+def test_ctrl_c_keeps_the_part_for_a_resume(env: dict[str, str], hub: HubServer, tmp_path: Path) -> None:
+    src = next(hub.root.rglob("weights.bin"))
+    hub.add_fault("slow", "weights.bin", times=None, delay=0.1, per_chunk=True)  # ~5 s for the file
+    dest = tmp_path / "out"
+    part = dest / ".cache" / "tensorfile" / "staging" / "weights.bin.part"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorfile", "download", "hf://org/big", "--local-dir", str(dest), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size >= 256 * 1024):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "tensorfile: interrupted", err
+    assert not (dest / "weights.bin").exists() and not (dest / "config.json").exists()
+    kept = part.stat().st_size
+    assert 0 < kept < src.stat().st_size
+    hub.clear_faults()
+    again = run_cli("download", "hf://org/big", "--local-dir", str(dest), "-q", env=env)
+    assert again.returncode == 0, again.stderr
+    assert (dest / "weights.bin").read_bytes() == src.read_bytes()
+    # Requests of the run that was stopped may still be logged now: theirs carry the slow fault.
+    again_served = [r for r in hub.requests if "weights.bin" in r["path"] and "slow" not in r["faults"]]
+    assert [r["range"] for r in again_served if r["status"] == 206] == [f"bytes={kept}-"]
+    assert sum(r["body_bytes_sent"] for r in again_served) == src.stat().st_size - kept
+
+
+def _file_size_limit(limit: int) -> None:
+    # Writes past `limit` fail with EFBIG, as a full disk fails them with ENOSPC (Python ignores SIGXFSZ).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_write_failure_is_one_line_and_places_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tensorfile", "download", "hf://org/big", "--local-dir", str(dest), "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: _file_size_limit(1024 * 1024),
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "weights.bin" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (dest / "weights.bin").exists() and not (dest / "config.json").exists()
+
+
+def test_free_space_is_checked_before_the_first_byte(
+    env: dict[str, str], hub: HubServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "out"
+    proc = run_cli("download", "hf://org/huge", "--local-dir", str(dest), "-q", env=env)
+    assert proc.returncode == 2 and "not enough free space" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert _served(hub, "model.safetensors") == 0 and _served(hub, "config.json") == 0
+    assert not dest.exists() or not any(p.is_file() for p in dest.rglob("*"))

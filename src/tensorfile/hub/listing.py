@@ -8,13 +8,22 @@ Both answers become one `RepoListing`, and the client's exceptions become one-li
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import quote
 
+from . import http
 from .http import HubAuthError, HubError, HubNotFound
 from .refs import HUGGINGFACE, HubRef
 
 TOKEN_VARIABLE = {HUGGINGFACE: "HF_TOKEN", "modelscope": "MODELSCOPE_API_TOKEN"}
+# A listing is several requests (pages, retries) inside the client: allow it a few read timeouts.
+LISTING_DEADLINE_READS = 3
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,9 @@ def _list_huggingface(ref: HubRef, token: str | None) -> RepoListing:
     api = huggingface_hub.HfApi(endpoint=endpoint, token=token or False)
     where = f"hf://{ref.repo_id}"
     try:
-        info = api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True)
+        info = api.model_info(
+            ref.repo_id, revision=ref.revision, files_metadata=True, timeout=http.READ_TIMEOUT
+        )
     except errors.GatedRepoError:
         raise HubAuthError(
             "this repo is gated: accept its terms on the hub and set HF_TOKEN", where
@@ -122,7 +133,10 @@ def _list_modelscope(ref: HubRef, token: str | None) -> RepoListing:
     token = token or getattr(getattr(api, "_config", None), "token", None)
     where = f"ms://{ref.repo_id}"
     try:
-        entries = api.list_repo_files(ref.repo_id, "model", revision=ref.revision_or_default, recursive=True)
+        revision = ref.revision_or_default
+        entries = _within_deadline(
+            lambda: api.list_repo_files(ref.repo_id, "model", revision=revision, recursive=True), where
+        )
     except (errors.AuthenticationError, errors.PermissionDeniedError):
         raise HubAuthError("access denied (set MODELSCOPE_API_TOKEN or pass --token)", where) from None
     except errors.NotExistError:
@@ -131,9 +145,9 @@ def _list_modelscope(ref: HubRef, token: str | None) -> RepoListing:
         ) from None
     except errors.APIError as exc:
         raise HubError(f"the hub refused the listing ({_first_line(exc)})", where) from None
-    except errors.NetworkError as exc:
-        raise _unreachable(exc, endpoint, where) from None
-    except Exception as exc:
+    except HubError:
+        raise
+    except Exception as exc:  # NetworkError and the transport errors under it
         raise _unreachable(exc, endpoint, where) from None
     files: dict[str, RemoteFile] = {}
     for entry in entries:
@@ -146,6 +160,38 @@ def _list_modelscope(ref: HubRef, token: str | None) -> RepoListing:
     return RepoListing(resolved, None, endpoint, token or None, files)
 
 
+def _within_deadline(call: Callable[[], T], where: str) -> T:
+    """Run a client call with a bound on its total time and its log lines kept off stderr.
+
+    modelscope_hub retries a slow listing page by itself (15 s a page, four attempts, warnings on
+    its own stream handler); a user asked for one line within a bounded time, so the call runs in a
+    daemon thread that is abandoned when the deadline passes.
+    """
+    deadline = LISTING_DEADLINE_READS * http.READ_TIMEOUT + http.CONNECT_TIMEOUT
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    client_log = logging.getLogger("modelscope_hub")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        worker = threading.Thread(target=run, name="tensorfile-listing", daemon=True)
+        worker.start()
+        worker.join(deadline)
+    finally:
+        client_log.setLevel(level)
+    if worker.is_alive():
+        raise HubError(f"no listing within {deadline:g} s (timeout); is the hub reachable?", where)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
 def _ms_endpoint() -> str:
     from modelscope_hub.config import get_default_config
 
@@ -153,7 +199,10 @@ def _ms_endpoint() -> str:
 
 
 def _unreachable(exc: Exception, endpoint: str, where: str) -> HubError:
-    return HubError(f"cannot reach {endpoint} ({_first_line(exc)})", where)
+    text = _first_line(exc)
+    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
+        return HubError(f"no answer from {endpoint} within {http.READ_TIMEOUT:g} s (timeout)", where)
+    return HubError(f"cannot reach {endpoint} ({text})", where)
 
 
 def _first_line(exc: Exception) -> str:
