@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench bench-scan bench-convert bench-estimate clean
+.PHONY: demo test lint bench bench-scan bench-convert bench-estimate bench-remote clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench-convert: $(VENV)/.test
 bench-estimate: $(VENV)/.test
 	$(PYTHON) bench/peer_estimates.py
 	$(BIN)/python bench/estimate_table.py
+
+## bench-remote: remote inspect of sharded 16 GB and 141 GB repos (sparse, on tests/hubserver.py) beside
+## huggingface_hub's get_safetensors_metadata and hf-mem (in .bench-estimate-venv, built when missing)
+bench-remote: $(VENV)/.test
+	PYTHON=$(PYTHON) $(BIN)/python bench/bench_remote.py
 
 clean:
 	rm -rf $(VENV) .bench-venv .bench-estimate-venv .pytest_cache .ruff_cache

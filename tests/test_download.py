@@ -46,6 +46,11 @@ def _repo_both(root: Path) -> None:
     evil.mkdir()
     (evil / "pytorch_model.bin").write_bytes(EVIL_PICKLE)
     (evil / "config.json").write_text("{}")
+    wide = root / "org" / "wide"  # a header of ~150 KB: longer than one range fetch
+    wide.mkdir()
+    save_file(
+        {f"t{i:05d}": np.zeros(1, dtype=np.float32) for i in range(3000)}, str(wide / "model.safetensors")
+    )
     huge = root / "org" / "huge"
     huge.mkdir()
     with (huge / "model.safetensors").open("wb") as fh:  # sparse: listed at 15 TB, costs no disk
@@ -383,3 +388,16 @@ def test_free_space_is_checked_before_the_first_byte(
     assert len(proc.stderr.strip().splitlines()) == 1
     assert _served(hub, "model.safetensors") == 0 and _served(hub, "config.json") == 0
     assert not dest.exists() or not any(p.is_file() for p in dest.rglob("*"))
+
+
+def test_a_long_header_is_fetched_once(env: dict[str, str], hub: HubServer) -> None:
+    """The bytes after the first fetch come in one more request, without fetching the start again."""
+    proc = run_cli("inspect", "ms://org/wide", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = _json(proc)
+    assert doc["tensor_count"] == 3000
+    header = doc["files"][0]["header_bytes"]
+    assert header > 128 * 1024
+    served = _served(hub, "model.safetensors")
+    assert served < header + 8 + 64 * 1024, (served, header)
+    assert doc["http"]["requests"] == 2  # the first 64 KiB, then the rest (the client's listing apart)

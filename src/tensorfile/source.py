@@ -107,6 +107,11 @@ def open_source(path: str | os.PathLike[str] | Any) -> OpenedSource:
     return FileSource(path)
 
 
+def is_remote_path(path: object) -> bool:
+    """Whether a path reads its bytes over the network (a remote path brings its own source)."""
+    return hasattr(path, "open_source")
+
+
 def resolve_input(raw: str | os.PathLike[str] | Any) -> Path | Any:
     """What a user typed as a Path, or for `hf://`, `ms://` and `https://` inputs a remote path
     (hub/remote.py) that reads its bytes by range requests. Path-like objects pass through."""

@@ -13,7 +13,7 @@ from ..dtypes import lookup, nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
 from ..probe import DirProbe, FileProbe
-from ..source import open_source, read_exact
+from ..source import is_remote_path, open_source, read_exact
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 _SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
@@ -213,8 +213,7 @@ def read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
 
 def inspect_files(root: Path, files: list[Path], fmt: str) -> ModelInfo:
     info = ModelInfo(str(root), fmt)
-    for path in files:
-        header, start, size = read_file_header(path)
+    for path, (header, start, size) in zip(files, _read_headers(files), strict=True):
         label = path.name if root.is_dir() or len(files) > 1 else str(path)
         tensors, warnings = tensors_from_header(header, start, size, label)
         info.tensors.extend(tensors)
@@ -224,6 +223,16 @@ def inspect_files(root: Path, files: list[Path], fmt: str) -> ModelInfo:
         if isinstance(meta, dict) and not info.metadata:
             info.metadata = {str(k): v for k, v in meta.items()}
     return info
+
+
+def _read_headers(files: list[Path]) -> list[tuple[dict[str, Any], int, int]]:
+    """Every file's header; remote shards are asked for at once, since each costs round trips."""
+    if len(files) < 2 or not any(is_remote_path(f) for f in files):
+        return [read_file_header(f) for f in files]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+        return list(pool.map(read_file_header, files))
 
 
 def inspect_single(path: Path, ident: Identification) -> ModelInfo:

@@ -138,7 +138,7 @@ def request(
                 _backoff(attempt)
                 continue
             raise _network_error(exc, url) from None
-        STATS.add(requests=1, nbytes=len(response.content))
+        STATS.add(requests=1 + len(response.history), nbytes=len(response.content))
         if response.status_code in _RETRY_STATUS and attempt + 1 < TRIES:
             _backoff(attempt)
             continue
@@ -194,7 +194,7 @@ def _get_range_once(
 
     hdrs = {**(headers or {}), "Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
     with client().stream("GET", url, headers=hdrs) as response:
-        STATS.add(requests=1)
+        STATS.add(requests=1 + len(response.history))  # a hub's 302 to its CDN is a request too
         status = response.status_code
         if status in _RETRY_STATUS:
             raise _Retry(describe_status(status, url, token_hint))
@@ -274,7 +274,7 @@ def stream(
         hdrs["Range"] = f"bytes={start}-"
     try:
         with client().stream("GET", url, headers=hdrs) as response:
-            STATS.add(requests=1)
+            STATS.add(requests=1 + len(response.history))
             if response.status_code >= 400:
                 raise describe_status(response.status_code, url, token_hint)
             yield response, (start if response.status_code == 206 else 0)

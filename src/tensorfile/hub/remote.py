@@ -53,6 +53,23 @@ class RangeSource:
             hit = self._lookup(offset, length)
             if hit is not None:
                 return hit
+            head_start, head = self._covering_head(offset)
+        if head:
+            # The read starts inside a cached chunk (a header longer than the first fetch, say):
+            # fetch only what follows it, and keep the joined run as one chunk.
+            tail_from = head_start + len(head)
+            need = offset + length - tail_from
+            tail, _ = http.get_range(
+                self.url,
+                tail_from,
+                min(self.size, tail_from + max(need, MIN_FETCH)),
+                self._headers,
+                self._token_hint,
+            )
+            data = head + tail
+            with self._lock:
+                self._store(head_start, data)
+            return data[offset - head_start : offset - head_start + length]
         fetch = max(length, MIN_FETCH)
         data, _ = http.get_range(
             self.url, offset, min(self.size, offset + fetch), self._headers, self._token_hint
@@ -60,6 +77,13 @@ class RangeSource:
         with self._lock:
             self._store(offset, data)
         return data[:length]
+
+    def _covering_head(self, offset: int) -> tuple[int, bytes]:
+        """The cached chunk that holds `offset` but ends before the read does ((0, b"") if none)."""
+        for start, chunk in self._chunks.items():
+            if start <= offset < start + len(chunk):
+                return start, chunk
+        return 0, b""
 
     def _lookup(self, offset: int, length: int) -> bytes | None:
         for start, chunk in self._chunks.items():
