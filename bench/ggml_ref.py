@@ -69,6 +69,39 @@ def quantize(rows: np.ndarray, type_name: str, imatrix: np.ndarray | None = None
     return out
 
 
+class _TypeTraits(ctypes.Structure):
+    _fields_ = [
+        ("type_name", ctypes.c_char_p),
+        ("blck_size", ctypes.c_int64),
+        ("blck_size_interleave", ctypes.c_int64),
+        ("type_size", ctypes.c_size_t),
+        ("is_quantized", ctypes.c_bool),
+        ("to_float", ctypes.c_void_p),
+        ("from_float_ref", ctypes.c_void_p),
+    ]
+
+
+_TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
+def dequantize(blocks: np.ndarray, type_name: str) -> np.ndarray:
+    """ggml's own to_float for a type: uint8 rows (n_rows, row_bytes) → float32 (n_rows, n_per_row)."""
+    qtype = GGMLQuantizationType[type_name]
+    lib = _lib()
+    lib.ggml_get_type_traits.restype = ctypes.POINTER(_TypeTraits)
+    lib.ggml_get_type_traits.argtypes = [ctypes.c_int]
+    traits = lib.ggml_get_type_traits(int(qtype)).contents
+    if not traits.to_float:
+        raise ValueError(f"ggml has no to_float for {type_name}")
+    blocks = np.ascontiguousarray(blocks, dtype=np.uint8)
+    block, type_size = GGML_QUANT_SIZES[qtype]
+    n_rows, row_bytes = blocks.shape
+    n_per_row = row_bytes // type_size * block
+    out = np.zeros((n_rows, n_per_row), dtype=np.float32)
+    _TO_FLOAT(traits.to_float)(blocks.ctypes.data, out.ctypes.data, out.size)
+    return out
+
+
 if __name__ == "__main__":
     x = np.random.default_rng(0).standard_normal((4, 256)).astype(np.float32)
     for name in ("Q8_0", "Q4_0", "Q4_K", "Q6_K"):

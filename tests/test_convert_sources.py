@@ -13,7 +13,6 @@ import pytest
 from safetensors import safe_open
 
 from tensorfile.convert import convert, diff
-from tensorfile.errors import UnsupportedError
 
 from .conftest import HEAVY
 
@@ -122,13 +121,19 @@ def test_gguf_unquantized(tmp_path: Path) -> None:
         assert np.array_equal(back[name], value)
 
 
-def test_gguf_quantized_refused_unless_excluded(tmp_path: Path) -> None:
+def test_gguf_quantized_is_dequantized(tmp_path: Path) -> None:
+    from gguf import GGMLQuantizationType, GGUFReader
+    from gguf.quants import dequantize
+
     src = tmp_path / "q.gguf"
     _gguf(src, {"a.weight": np.ones((4, 4), np.float32)}, quantized=True)
-    with pytest.raises(UnsupportedError, match="Q8_0 is block-quantized"):
-        convert(src, tmp_path / "q.safetensors")
-    assert not (tmp_path / "q.safetensors").exists()
-    result = convert(src, tmp_path / "q.safetensors", exclude=["q.*"])
+    result = convert(src, tmp_path / "q.safetensors")
+    back = _read_safetensors(tmp_path / "q.safetensors")
+    for t in GGUFReader(src).tensors:
+        if t.tensor_type == GGMLQuantizationType.Q8_0:
+            assert np.array_equal(back[t.name], dequantize(t.data, t.tensor_type).reshape(back[t.name].shape))
+            assert back[t.name].dtype == np.float32
+    result = convert(src, tmp_path / "part.safetensors", exclude=["q.*"])
     assert result.tensor_count == 1 and result.notes[-1].startswith("1 tensors left out")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..errors import UnsupportedError, UsageError
 from .cast import cast_to
 from .stream import OutTensor
-from .tensors import SourceTensor, element_size
+from .tensors import SourceTensor, element_size, is_ggml_quantized
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _POWER = {"b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -90,6 +90,9 @@ def make_plan(tensors: list[SourceTensor], selection: Selection, dtype: str | No
         if name in seen:
             raise UsageError(f"two tensors would both be named {name!r} (check --rename)")
         seen.add(name)
+        if is_ggml_quantized(t.dtype):
+            chosen.append(OutTensor(name, t, dtype or "F32"))  # dequantized, like gguf-py does
+            continue
         _check_streamable(t)
         chosen.append(OutTensor(name, t, cast_to(t.dtype, dtype)))
     if not chosen:

@@ -14,9 +14,10 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..dtypes import lookup
 from ..errors import FormatError
 from .cast import cast_chunk
-from .tensors import CHUNK_BYTES, FileMaps, SourceTensor, element_size, iter_chunks
+from .tensors import CHUNK_BYTES, FileMaps, SourceTensor, element_size, is_ggml_quantized, iter_chunks
 
 Progress = Callable[[int], None]
 
@@ -49,11 +50,44 @@ class OutTensor:
 def out_chunks(tensor: OutTensor, maps: FileMaps, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
     """The tensor's output elements in C order as contiguous 1-D arrays of the output dtype."""
     source = tensor.source
+    if is_ggml_quantized(source.dtype):
+        for chunk in dequantized_rows(source, maps, max_bytes):
+            yield cast_chunk(chunk.reshape(-1), "F32", tensor.dtype)
+        maps.release(source.file, source.storage_offset, source.storage_nbytes or 0)  # type: ignore[arg-type]
+        return
     array = source.array(maps)
     for chunk in iter_chunks(array, max_bytes):
         yield cast_chunk(chunk, source.dtype, tensor.dtype)
     if source.file is not None and source.loader is None:
         maps.release(source.file, source.storage_offset, source.extent_nbytes())
+
+
+def dequantized_rows(
+    source: SourceTensor, maps: FileMaps, max_bytes: int = CHUNK_BYTES
+) -> Iterator[np.ndarray]:
+    """A ggml-quantized tensor as float32 rows, a bounded number at a time (gguf-py's dequantizers)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    qtype = GGMLQuantizationType[lookup(source.dtype).name]
+    block, type_size = GGML_QUANT_SIZES[qtype]
+    row_length = source.shape[-1] if source.shape else 1
+    if row_length % block:
+        raise FormatError(f"tensor {source.name!r}: rows of {row_length} are not whole {source.dtype} blocks")
+    row_bytes = row_length // block * type_size
+    n_rows = source.numel // row_length if row_length else 0
+    if source.file is None:
+        raise FormatError(f"tensor {source.name!r} has no data location")
+    buffer = maps.get(source.file)
+    if source.storage_offset + n_rows * row_bytes > len(buffer):
+        raise FormatError(f"tensor {source.name!r}: data is cut short", source.file)
+    raw = np.frombuffer(buffer, np.uint8, count=n_rows * row_bytes, offset=source.storage_offset)
+    raw = raw.reshape(n_rows, row_bytes)
+    step = max(1, max_bytes // max(1, row_length * 4))
+    for start in range(0, n_rows, step):
+        with np.errstate(all="ignore"):  # scales that are inf/NaN give inf/NaN, as in ggml
+            values = dequantize(raw[start : start + step], qtype)
+        yield values.astype(np.float32, copy=False)
 
 
 def write_tensor(out: BinaryIO, tensor: OutTensor, maps: FileMaps, progress: Progress = no_progress) -> None:

@@ -111,6 +111,12 @@ class SourceTensor:
         return view
 
 
+def is_ggml_quantized(dtype: str) -> bool:
+    """A ggml block type (Q4_K, IQ2_XS, …), which convert dequantizes to a float type."""
+    d = lookup(dtype)
+    return d.is_quantized and d.ggml_type is not None
+
+
 def element_size(dtype: str) -> int:
     """Bytes per element of a type stored one element at a time; others cannot be streamed as arrays."""
     d = lookup(dtype)
