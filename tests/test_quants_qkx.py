@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 
 from tensorfile.convert.quants import dequantize, quantize, quantizer
-from tensorfile.convert.quants.qkx import (
-    get_scale_min_k4,
-    nearest_int,
-    pack_scale_min_k4,
-    seq_sum0,
-)
+from tensorfile.convert.quants.common import nearest_int, seq_sum0
+from tensorfile.convert.quants.qkx import get_scale_min_k4, pack_scale_min_k4
 
 DATA = Path(__file__).parent / "data" / "ggml_quants"
 TYPES = ("Q2_K", "Q4_K", "Q5_K")

@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 
 from tensorfile.convert.quants import dequantize, quantize, quantizer
-from tensorfile.convert.quants.qx import (
-    c_float_to_int8,
-    c_roundf,
-    first_absmax0,
-    fp32_to_fp16_bits,
-    nearest_int,
-    seq_sum0,
-)
+from tensorfile.convert.quants.common import fp32_to_fp16_bits, nearest_int, seq_sum0
+from tensorfile.convert.quants.qx import c_float_to_int8, c_roundf, first_absmax0
 
 DATA = Path(__file__).parent / "data" / "ggml_quants"
 TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q3_K", "Q6_K")

@@ -14,15 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .qx import (
-    F32,
-    c_float_to_int8,
-    c_roundf,
-    first_absmax,
-    fp16_bytes,
-    fp32_to_fp16_bits,
-    quantize_blocks,
-)
+from .common import F32, fp16_bytes, fp32_to_fp16_bits, quantize_blocks
+from .qx import c_float_to_int8, c_roundf, first_absmax
 
 QK = 32
 _FLT_MAX = F32(np.finfo(np.float32).max)

@@ -10,20 +10,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .qkx import (
-    CHUNK_BLOCKS,
+from .common import (
+    CHUNK_VALUES,
     F32,
     QK_K,
-    final_levels,
     fp16_bits_to_fp32,
     fp16_bytes,
     fp32_to_fp16_bits,
-    make_qkx2_quants,
     nearest_int,
-    qkx2_levels,
     quantize_blocks,
-    running_max0,
+    sub_blocks,
 )
+from .qkx import final_levels, make_qkx2_quants, qkx2_levels, running_max0
 
 TYPE_SIZE = 84
 _Q4SCALE = F32(15.0)
@@ -32,8 +30,7 @@ _Q4SCALE = F32(15.0)
 def _quantize_chunk(xb: np.ndarray) -> np.ndarray:
     nb = xb.shape[0]
     exact = bool(np.isnan(xb).any())
-    xs = xb.reshape(nb * 16, 16)
-    x = np.ascontiguousarray(xs.T)  # (16, m)
+    xs, x = sub_blocks(xb, 16)  # (m, 16), (16, m)
     w = np.abs(x)
     res = make_qkx2_quants(x, w, 3, -0.5, 0.1, 15, True, exact)
     scales = res.scale.reshape(nb, 16)
@@ -67,7 +64,7 @@ def _quantize_chunk(xb: np.ndarray) -> np.ndarray:
 def quantize_q2_k(rows: np.ndarray) -> np.ndarray:
     """float32 (n_rows, n_per_row) → uint8 (n_rows, n_per_row / 256 * 84)."""
     # 16 sub-blocks per block: half the blocks per chunk of the 8-sub-block types
-    return quantize_blocks(rows, TYPE_SIZE, _quantize_chunk, CHUNK_BLOCKS // 2)
+    return quantize_blocks(rows, QK_K, TYPE_SIZE, _quantize_chunk, CHUNK_VALUES // 2)
 
 
 QUANTIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"Q2_K": quantize_q2_k}

@@ -10,18 +10,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .qx import (
+from .common import (
     CHUNK_VALUES,
     F32,
     QK_K,
-    first_absmax_last,
     fp16_bits_to_fp32,
     fp16_bytes,
     fp32_to_fp16_bits,
-    make_q3_quants_rmse,
     nearest_int,
     quantize_blocks,
+    sub_blocks,
 )
+from .qx import first_absmax_last, make_q3_quants_rmse
 
 TYPE_SIZE = 110
 
@@ -39,8 +39,7 @@ def _pack_scales(ls: np.ndarray) -> np.ndarray:
 def _quantize_chunk(xb: np.ndarray) -> np.ndarray:
     nb = xb.shape[0]
     finite = bool(np.isfinite(xb).all())
-    xs = xb.reshape(nb * 16, 16)
-    x = np.ascontiguousarray(xs.T)  # (16, m)
+    xs, x = sub_blocks(xb, 16)  # (m, 16), (16, m)
     scale, l_q3 = make_q3_quants_rmse(x, 4, finite)
     scales = scale.reshape(nb, 16)
     max_scale = first_absmax_last(scales)

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .qkx import QK_K, fp16_bytes, quantize_blocks, quantize_scale_min_k4
+from .common import QK_K, fp16_bytes, quantize_blocks
+from .qkx import quantize_scale_min_k4
 
 TYPE_SIZE = 176
 
@@ -38,7 +39,7 @@ def _quantize_chunk(xb: np.ndarray) -> np.ndarray:
 
 def quantize_q5_k(rows: np.ndarray) -> np.ndarray:
     """float32 (n_rows, n_per_row) → uint8 (n_rows, n_per_row / 256 * 176)."""
-    return quantize_blocks(rows, TYPE_SIZE, _quantize_chunk)
+    return quantize_blocks(rows, QK_K, TYPE_SIZE, _quantize_chunk)
 
 
 QUANTIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"Q5_K": quantize_q5_k}

@@ -10,19 +10,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .qx import (
+from .common import (
     F32,
-    GROUP_MAX_EPS,
     QK_K,
-    first_absmax_last,
     fp16_bits_to_fp32,
     fp16_bytes,
     fp32_to_fp16_bits,
-    make_qx_quants_rmse1,
     nearest_int,
     quantize_blocks,
-    qx_levels,
+    sub_blocks,
 )
+from .qx import GROUP_MAX_EPS, first_absmax_last, make_qx_quants_rmse1, qx_levels
 
 TYPE_SIZE = 210
 
@@ -30,8 +28,7 @@ TYPE_SIZE = 210
 def _quantize_chunk(xb: np.ndarray) -> np.ndarray:
     nb = xb.shape[0]
     finite = bool(np.isfinite(xb).all())
-    xs = xb.reshape(nb * 16, 16)
-    x = np.ascontiguousarray(xs.T)  # (16, m)
+    xs, x = sub_blocks(xb, 16)  # (m, 16), (16, m)
     res = make_qx_quants_rmse1(x, 32, finite)
     scales = res.scale.reshape(nb, 16)
     max_scale = first_absmax_last(scales)

@@ -1,62 +1,28 @@
-"""Shared pieces of ggml's "scale + min" k-quants (Q2_K, Q4_K, Q5_K), bit-exact with ggml-quants.c.
-
-Layout convention: sub-blocks are processed *transposed*, as (n, m) float32 arrays where column k is
-one sub-block of n values. The C code loops over the n values of one sub-block; here each of those
-loop iterations becomes one numpy operation over all m sub-blocks at once, so the float32 operations
-happen in exactly the C order (sequential sums, no pairwise summation) while staying vectorised.
-
-ggml-base is built with -O3 and without -march/-ffast-math, so on x86-64 there is no FMA contraction
-and no reassociation: every C expression rounds to float32 after each operation, as numpy does.
+"""ggml's "scale + min" k-quants' own pieces (Q2_K, Q4_K, Q5_K), bit-exact with ggml-quants.c:
+make_qkx2_quants and the 6-bit scale/min packing of Q4_K/Q5_K. The shared helpers and the (n, m)
+layout convention are in common.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-F32 = np.float32
-QK_K = 256
+from .common import (
+    F32,
+    QK_K,
+    RINT_SAFE,
+    fp16_bits_to_fp32,
+    fp32_to_fp16_bits,
+    nearest_int,
+    rint_or_nearest_int,
+    seq_sum0,
+    sub_blocks,
+)
+
 K_SCALE_SIZE = 12
-
-# nearest_int's magic number, 1.5 * 2**23: adding it rounds to an integer in the low mantissa bits
-_MAGIC = F32(12582912.0)
-# |t| below this → t + magic stays in [2**23, 2**24), where the bit trick equals round-half-even
-_RINT_SAFE = F32(4194303.0)
-
-
-def nearest_int(v: np.ndarray) -> np.ndarray:
-    """ggml's nearest_int, bit for bit (also for out-of-range, inf and NaN inputs): int32."""
-    t = np.asarray(v, dtype=F32) + _MAGIC
-    return (t.view(np.int32) & 0x007FFFFF) - 0x00400000
-
-
-def fp32_to_fp16_bits(v: np.ndarray) -> np.ndarray:
-    """GGML_FP32_TO_FP16 (round-to-nearest-even) as uint16 bits; NaN becomes ggml's 0x7E00 | sign."""
-    v = np.asarray(v, dtype=F32)
-    with np.errstate(over="ignore"):
-        bits = v.astype(np.float16).view(np.uint16)
-    nan = np.isnan(v)
-    if nan.any():
-        sign = (v.view(np.uint32) >> 16).astype(np.uint16) & np.uint16(0x8000)
-        bits = np.where(nan, sign | np.uint16(0x7E00), bits)
-    return bits
-
-
-def fp16_bits_to_fp32(bits: np.ndarray) -> np.ndarray:
-    """GGML_FP16_TO_FP32: exact widening."""
-    return np.asarray(bits, dtype=np.uint16).view(np.float16).astype(F32)
-
-
-def seq_sum0(terms: np.ndarray) -> np.ndarray:
-    """`float s = 0; for i: s += terms[i];` over axis 0, in that order (numpy would sum pairwise)."""
-    acc = terms[0] + F32(0.0)  # 0 + t0, not t0: C's -0.0 + 0 is +0
-    for i in range(1, terms.shape[0]):
-        acc += terms[i]
-    return acc
 
 
 def seq_min_max(x: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -101,24 +67,20 @@ def _levels(x: np.ndarray, mn: np.ndarray, iscale: np.ndarray, nmax: int, exact:
     """`l = nearest_int(iscale*(x[i] - min)); l = MAX(0, MIN(nmax, l));` as float32 (n, m)."""
     t = x - mn
     t *= iscale
-    if exact:
-        q = nearest_int(t)
-        np.clip(q, 0, nmax, out=q)
-        return q.astype(F32)
-    np.rint(t, out=t)  # == nearest_int when |t| < 2**22 (checked by the caller)
+    t = rint_or_nearest_int(t, not exact)  # the caller checked the range unless `exact`
     np.clip(t, F32(0.0), F32(nmax), out=t)  # clip: much faster than maximum/minimum with a scalar
     return t
 
 
 def _levels_in_range(xmin: np.ndarray, xmax: np.ndarray, mn: np.ndarray, iscale: np.ndarray) -> bool:
-    """True when every iscale*(x - mn) of the sub-blocks is provably < 2**22 in magnitude.
+    """True when every iscale*(x - mn) of the sub-blocks is provably below RINT_SAFE in magnitude.
 
     Float rounding is monotone, so fl(iscale*fl(x - mn)) lies between its values at the sub-block's
     extremes; checking those two per sub-block bounds all n values (NaN fails the test).
     """
     lo = (xmin - mn) * iscale
     hi = (xmax - mn) * iscale
-    return bool(np.all(np.abs(lo) < _RINT_SAFE) and np.all(np.abs(hi) < _RINT_SAFE))
+    return bool(np.all(np.abs(lo) < RINT_SAFE) and np.all(np.abs(hi) < RINT_SAFE))
 
 
 def _error(
@@ -265,8 +227,7 @@ def quantize_scale_min_k4(xb: np.ndarray, nmax: int, rmin: float, nstep: int) ->
     """The common body of quantize_row_q4_K_ref / quantize_row_q5_K_ref for blocks xb (B, 256)."""
     nb = xb.shape[0]
     exact = bool(np.isnan(xb).any())
-    xs = xb.reshape(nb * 8, 32)
-    x = np.ascontiguousarray(xs.T)  # (32, m)
+    xs, x = sub_blocks(xb, 32)  # (m, 32), (32, m)
     with np.errstate(all="ignore"):
         sum_x2 = seq_sum0(x * x)
         av_x = np.sqrt(sum_x2 / F32(32.0))
@@ -290,52 +251,3 @@ def quantize_scale_min_k4(xb: np.ndarray, nmax: int, rmin: float, nstep: int) ->
         dm = (fp16_bits_to_fp32(dmin_bits)[:, None] * lm.astype(F32)).reshape(-1)
     levels = final_levels(xs, d, dm, nmax, lambda cols: qkx2_levels(x, res, nmax, cols))
     return ScaleMinK4(d_bits, dmin_bits, pack_scale_min_k4(ls, lm), levels.reshape(nb, QK_K))
-
-
-def fp16_bytes(bits: np.ndarray) -> np.ndarray:
-    """uint16 (B,) → little-endian uint8 (B, 2), as ggml_half sits in memory."""
-    return np.ascontiguousarray(bits, dtype="<u2").view(np.uint8).reshape(-1, 2)
-
-
-# Blocks per work unit: ~8192 sub-blocks keeps the (n, m) working arrays (1 MB each) in cache while
-# the per-call numpy overhead on the (m,) vectors stays small.
-CHUNK_BLOCKS = 1024
-
-
-def _threads() -> int:
-    """Worker threads per call (TENSORFILE_QUANT_THREADS overrides). The (m,)-vector steps hold the
-    GIL, so a second thread gained only ~10% (2-core box) and more were not measured; callers
-    wanting real scaling should run tensors in separate processes."""
-    env = os.environ.get("TENSORFILE_QUANT_THREADS")
-    if env:
-        return max(1, int(env))
-    return min(2, os.cpu_count() or 1)
-
-
-def quantize_blocks(
-    rows: np.ndarray,
-    type_size: int,
-    quantize_chunk: Callable[[np.ndarray], np.ndarray],
-    chunk_blocks: int = CHUNK_BLOCKS,
-) -> np.ndarray:
-    """Split float32 rows (n_rows, n_per_row) into 256-value blocks, quantize them chunk by chunk
-    (threads: numpy releases the GIL inside its loops) and return uint8 (n_rows, row_bytes)."""
-    rows = np.ascontiguousarray(rows, dtype=F32)
-    if rows.ndim != 2 or rows.shape[1] % QK_K:
-        raise ValueError(f"rows must be (n_rows, n_per_row) with n_per_row a multiple of {QK_K}")
-    n_rows, n_per_row = rows.shape
-    blocks = rows.reshape(-1, QK_K)
-    out = np.empty((blocks.shape[0], type_size), dtype=np.uint8)
-    starts = range(0, blocks.shape[0], chunk_blocks)
-
-    def work(s: int) -> None:
-        out[s : s + chunk_blocks] = quantize_chunk(blocks[s : s + chunk_blocks])
-
-    threads = min(_threads(), len(starts))
-    if threads <= 1:
-        for s in starts:
-            work(s)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, starts))
-    return out.reshape(n_rows, n_per_row // QK_K * type_size)

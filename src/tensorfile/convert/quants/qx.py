@@ -1,45 +1,18 @@
-"""Shared pieces of ggml's symmetric quantizers (Q4_0 … Q8_0, Q3_K, Q6_K), bit-exact with ggml-quants.c.
-
-Layout convention for the sub-block searches: sub-blocks are processed *transposed*, as (n, m)
-float32 arrays where column k is one sub-block of n values. The C code loops over the n values of a
-sub-block; here each such loop iteration is one numpy operation over all m sub-blocks, so float32
-operations happen in exactly the C order (sequential sums, no pairwise summation) while staying
-vectorised across sub-blocks.
-
-ggml-base is built with -O3 and without -march/-ffast-math, so on x86-64 there is no FMA contraction
-and no reassociation: every C expression rounds to float32 after each operation, as numpy does.
+"""ggml's symmetric quantizers' own pieces (Q4_0 … Q8_0, Q3_K, Q6_K), bit-exact with ggml-quants.c:
+C's float → int8 conversion and roundf, the first-largest-magnitude search, make_qx_quants and
+make_q3_quants. The shared helpers and the (n, m) layout convention are in common.py.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-F32 = np.float32
-QK_K = 256
+from .common import F32, nearest_int, rint_or_nearest_int, seq_sum0
+
 GROUP_MAX_EPS = F32(1e-15)
-
-# nearest_int's magic number, 1.5 * 2**23: adding it rounds to an integer in the low mantissa bits
-_MAGIC = F32(12582912.0)
 _TWO31 = 2.0**31
-
-
-def nearest_int(v: np.ndarray) -> np.ndarray:
-    """ggml's nearest_int, bit for bit (round-half-even, and the same wrap-around past 2**22 and
-    garbage for inf/NaN, since ggml is built with NDEBUG and the range assert is gone): int32."""
-    t = np.asarray(v, dtype=F32) + _MAGIC
-    return (t.view(np.int32) & 0x007FFFFF) - 0x00400000
-
-
-def rint_or_nearest_int(v: np.ndarray, finite: bool) -> np.ndarray:
-    """nearest_int as float32; np.rint (one pass, in place) when the caller knows |v| < 2**22."""
-    if finite:
-        return np.rint(v, out=v)
-    return nearest_int(v).astype(F32)
 
 
 def c_float_to_int8(v: np.ndarray) -> np.ndarray:
@@ -71,36 +44,6 @@ def c_roundf(v: np.ndarray) -> np.ndarray:
         rt, vt = r.flat[ties], v.flat[ties]
         r.flat[ties] = np.where(np.abs(rt) < np.abs(vt), rt + np.sign(vt), rt)
     return r
-
-
-def fp32_to_fp16_bits(v: np.ndarray) -> np.ndarray:
-    """GGML_FP32_TO_FP16 (round-to-nearest-even) as uint16 bits; NaN becomes ggml's 0x7E00 | sign."""
-    v = np.asarray(v, dtype=F32)
-    with np.errstate(over="ignore"):
-        bits = v.astype(np.float16).view(np.uint16)
-    nan = np.isnan(v)
-    if nan.any():
-        sign = (v.view(np.uint32) >> 16).astype(np.uint16) & np.uint16(0x8000)
-        bits = np.where(nan, sign | np.uint16(0x7E00), bits)
-    return bits
-
-
-def fp16_bits_to_fp32(bits: np.ndarray) -> np.ndarray:
-    """GGML_FP16_TO_FP32: exact widening."""
-    return np.asarray(bits, dtype=np.uint16).view(np.float16).astype(F32)
-
-
-def fp16_bytes(bits: np.ndarray) -> np.ndarray:
-    """uint16 (B,) → little-endian uint8 (B, 2), as ggml_half sits in memory."""
-    return np.ascontiguousarray(bits, dtype="<u2").view(np.uint8).reshape(-1, 2)
-
-
-def seq_sum0(terms: np.ndarray) -> np.ndarray:
-    """`float s = 0; for i: s += terms[i];` over axis 0, in that order (numpy would sum pairwise)."""
-    acc = terms[0] + F32(0.0)  # 0 + t0, not t0: C's -0.0 + 0 is +0
-    for i in range(1, terms.shape[0]):
-        acc += terms[i]
-    return acc
 
 
 def _first_absmax_argmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -277,50 +220,3 @@ def make_q3_quants_rmse(x: np.ndarray, nmax: int, finite: bool) -> tuple[np.ndar
     levels = lv.astype(np.int16) + nmax
     levels[:, zero] = 0
     return scale, levels
-
-
-# Values per work unit: keeps the (n, m) working arrays around 1 MB, in cache, while the per-call
-# numpy overhead on the (m,) vectors stays small.
-CHUNK_VALUES = 1 << 18
-
-
-def _threads() -> int:
-    env = os.environ.get("TENSORFILE_QUANT_THREADS")
-    if env:
-        return max(1, int(env))
-    return min(8, os.cpu_count() or 1)
-
-
-def quantize_blocks(
-    rows: np.ndarray,
-    block_size: int,
-    type_size: int,
-    quantize_chunk: Callable[[np.ndarray], np.ndarray],
-    chunk_values: int = CHUNK_VALUES,
-) -> np.ndarray:
-    """Split float32 rows (n_rows, n_per_row) into blocks of `block_size`, quantize them chunk by
-    chunk (threads: numpy releases the GIL inside its loops), return uint8 (n_rows, row_bytes).
-
-    `quantize_chunk` maps float32 (B, block_size) to uint8 (B, type_size).
-    """
-    rows = np.ascontiguousarray(rows, dtype=F32)
-    if rows.ndim != 2 or rows.shape[1] % block_size:
-        raise ValueError(f"rows must be (n_rows, n_per_row) with n_per_row a multiple of {block_size}")
-    n_rows, n_per_row = rows.shape
-    blocks = rows.reshape(-1, block_size)
-    out = np.empty((blocks.shape[0], type_size), dtype=np.uint8)
-    step = max(1, chunk_values // block_size)
-    starts = range(0, blocks.shape[0], step)
-
-    def work(s: int) -> None:
-        with np.errstate(all="ignore"):  # inf/NaN/overflow are reproduced, not reported
-            out[s : s + step] = quantize_chunk(blocks[s : s + step])
-
-    threads = min(_threads(), len(starts))
-    if threads <= 1:
-        for s in starts:
-            work(s)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, starts))
-    return out.reshape(n_rows, n_per_row // block_size * type_size)
