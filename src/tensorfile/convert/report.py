@@ -88,6 +88,17 @@ def render_convert(console: Any, result: ConvertResult) -> None:
         console.print(f"  {escape(str(f['path']))}  {_size(f['size_bytes'])}")
     if result.copied_files:
         console.print(f"  copied: {escape(', '.join(result.copied_files))}")
+    if result.gguf is not None:
+        g = result.gguf
+        types = " · ".join(f"{name} {count}" for name, count in g["tensors_by_type"].items())
+        console.print(
+            f"  {g['arch']} {g['quant']}: {g['bits_per_weight']:.2f} bits per weight; tensors {types}"
+        )
+        if (memory := g.get("run_memory")) is not None:
+            console.print(
+                f"  to run with llama.cpp on a CPU ({memory['context_tokens']} tokens of context): "
+                f"about {_size(memory['bytes'])} of RAM  [dim]({escape(memory['command'])})[/]"
+            )
     for note in result.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}")
 

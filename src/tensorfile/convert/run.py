@@ -27,8 +27,8 @@ from .sources import SAFETENSORS_FORMAT, open_tensors
 from .stream import OutTensor, Progress
 from .tensors import FileMaps, TensorSet
 
-TARGETS = ("safetensors", "npz", "flax")
-_EXTENSIONS = {".safetensors": "safetensors", ".npz": "npz", ".msgpack": "flax"}
+TARGETS = ("safetensors", "npz", "flax", "gguf")
+_EXTENSIONS = {".safetensors": "safetensors", ".npz": "npz", ".msgpack": "flax", ".gguf": "gguf"}
 _FOLDER_FILE = {"npz": "model.npz", "flax": "flax_model.msgpack"}
 DEFAULT_SHARD = "5GB"
 # Files in a model folder that are weights in some format: never copied into the converted folder.
@@ -63,6 +63,7 @@ class ConvertResult:
     copied_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    gguf: dict[str, Any] | None = None  # arch, quant, tensors per type, bits per weight
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class ConvertResult:
             "copied_files": self.copied_files,
             "notes": self.notes,
             "seconds": round(self.seconds, 3),
+            **({"gguf": self.gguf} if self.gguf is not None else {}),
         }
 
 
@@ -93,6 +95,7 @@ def convert(
     max_shard_size: str | None = None,
     force: bool = False,
     trust: bool = False,
+    quant: str | None = None,
     progress: Callable[[int], Progress] | None = None,
 ) -> ConvertResult:
     """Convert a model file or folder; see `tensorfile convert --help` for the options.
@@ -112,6 +115,19 @@ def convert(
         parse_size(max_shard_size or DEFAULT_SHARD) if as_folder and target == "safetensors" else None
     )
 
+    if target == "gguf" or quant is not None:
+        return _convert_gguf(
+            src,
+            dst,
+            target,
+            as_folder,
+            quant,
+            dtype,
+            (include, exclude, rename, max_shard_size),
+            trust,
+            progress,
+            started,
+        )
     tensors = _open_source(src, trust)
     selection = Selection.from_options(list(include), list(exclude), list(rename))
     plan = make_plan(tensors.tensors, selection, cast, dedupe=target == "safetensors")
@@ -145,6 +161,75 @@ def _ignore(_: int) -> None:
     return None
 
 
+def _convert_gguf(
+    src: Path,
+    dst: Path,
+    target: str,
+    as_folder: bool,
+    quant: str | None,
+    dtype: str | None,
+    unsupported: tuple[Any, ...],
+    trust: bool,
+    progress: Callable[[int], Progress] | None,
+    started: float,
+) -> ConvertResult:
+    """A Hugging Face model (folder, or weights file with its config.json) → one GGUF file."""
+    from .gguf.build import plan_gguf, write_gguf
+
+    if target != "gguf" or as_folder:
+        raise UsageError("--quant writes GGUF: give a destination ending in .gguf")
+    if dtype is not None:
+        raise UsageError("GGUF output takes --quant (F16, BF16, Q8_0, Q4_K_M, …), not --dtype")
+    if any(unsupported):
+        raise UsageError("--include/--exclude/--rename/--max-shard-size do not apply to GGUF output")
+    tensors = _open_source(src, trust)
+    plan = plan_gguf(src, tensors.tensors, quant, tensors.format)
+    result = ConvertResult(str(src), tensors.format, str(dst), "gguf", plan.quant, notes=list(tensors.notes))
+    result.tensor_count = len(plan.tensors)
+    result.total_bytes = plan.total_bytes
+    _check_space(dst, plan.total_bytes)
+    values = sum(t.numel * 4 for t in plan.tensors)
+    report = progress(values) if progress else _ignore
+    with FileMaps() as maps, atomic_output(dst) as out:
+        write_gguf(out, plan, maps, report)
+    result.files.append({"path": str(dst), "size_bytes": dst.stat().st_size, "tensors": len(plan.tensors)})
+    by_type: dict[str, int] = {}
+    for t in plan.tensors:
+        by_type[t.type] = by_type.get(t.type, 0) + 1
+    result.gguf = {
+        "arch": plan.arch,
+        "quant": plan.quant,
+        "via": plan.base_type,
+        "tensors_by_type": dict(sorted(by_type.items())),
+        "bits_per_weight": round(8 * plan.total_bytes / max(1, sum(t.numel for t in plan.tensors)), 3),
+        "run_memory": _llama_cpp_memory(dst, plan.quant),
+    }
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _llama_cpp_memory(path: Path, quant: str) -> dict[str, Any] | None:
+    """`tensorfile estimate` on the file just written: llama.cpp on a CPU, default context."""
+    from ..errors import TensorfileError
+    from ..estimate.memory import estimate
+    from ..estimate.run import RunSpec
+    from ..estimate.spec import spec_from_path
+
+    try:
+        spec, _ = spec_from_path(path)
+        run = RunSpec(weights=f"gguf:{quant}", device="cpu")
+        peak = estimate(spec, run)
+    except TensorfileError:
+        return None
+    return {
+        "engine": "llama.cpp",
+        "device": "cpu",
+        "context_tokens": run.seq_len + run.gen_tokens,
+        "bytes": peak.per_gpu_bytes,
+        "command": f"tensorfile estimate {path}",
+    }
+
+
 def _target(dst: Path, to: str | None) -> tuple[str, bool]:
     """(target format, destination is a folder)."""
     if to is not None:
@@ -154,7 +239,9 @@ def _target(dst: Path, to: str | None) -> tuple[str, bool]:
             raise UsageError(f"--to {to!r}: use one of {', '.join(TARGETS)}")
     from_ext = _EXTENSIONS.get(dst.suffix.lower())
     if from_ext is None and dst.suffix.lower() in _WEIGHT_SUFFIXES and not dst.is_dir():
-        raise UsageError(f"cannot write {dst.suffix} files; write .safetensors, .npz, .msgpack or a folder")
+        raise UsageError(
+            f"cannot write {dst.suffix} files; write .safetensors, .npz, .msgpack, .gguf or a folder"
+        )
     as_folder = dst.is_dir() or from_ext is None
     if to is None:
         return from_ext or "safetensors", as_folder
