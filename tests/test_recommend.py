@@ -167,7 +167,12 @@ def test_resume_training_picks_a_method_that_fits() -> None:
     [
         (
             "cpu",
-            ("convert_hf_to_gguf.py", "llama-quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M", "llama-cli"),
+            (
+                "tensorfile convert MODEL_DIR model-Q4_K_M.gguf --quant Q4_K_M",
+                "convert_hf_to_gguf.py",
+                "llama-quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M",
+                "llama-cli",
+            ),
         ),
         ("nvidia-server", ("vllm serve", "--dtype bfloat16", "tensorfile estimate")),
         ("intel", ("optimum-cli export openvino", "--weight-format int8", "openvino_genai")),
@@ -247,9 +252,10 @@ def test_a_model_folder_with_config_gets_run_time_numbers() -> None:
     rec = recommend(HF / "llama_safetensors", "cpu", memory_gib=1)
     assert rec.runtime_bytes is not None and rec.fits is True
     assert rec.quantization == "Q8_0"
-    assert rec.commands[0] == (
-        f"python llama.cpp/convert_hf_to_gguf.py {HF / 'llama_safetensors'} --outtype f16 "
-        "--outfile llama_safetensors-f16.gguf"
+    folder = HF / "llama_safetensors"
+    assert rec.commands[0] == f"tensorfile convert {folder} llama_safetensors-Q8_0.gguf --quant Q8_0"
+    assert rec.commands[2] == (
+        f"python llama.cpp/convert_hf_to_gguf.py {folder} --outtype f16 --outfile llama_safetensors-f16.gguf"
     )
     onnx = recommend(EXAMPLES / "mlp.onnx", "nvidia-server")  # not an LLM: TensorRT, no re-export
     assert onnx.format == "TensorRT engine"

@@ -478,6 +478,7 @@ def _names(text: str, source: _Source, chosen: _Sized, run: dict[str, Any], ctx:
     gguf_in = source.ident is not None and source.ident.format == "gguf"
     return {
         "f16": shlex.quote(str(path)) if gguf_in and path is not None else f"{shlex.quote(stem)}-f16.gguf",
+        "gguf_src": shlex.quote(str(path)) if gguf_in and path is not None else shlex.quote(src),
         "requant": " --allow-requantize" if gguf_in and (source.info.quantization or {}) else "",
         "model": shlex.quote(text),
         "src": shlex.quote(src),

@@ -250,6 +250,8 @@ TARGETS: dict[str, Plan] = {
         ),
         default="Q4_K_M",
         commands=(
+            "tensorfile convert {gguf_src} {stem}-{arg}.gguf --quant {arg}",
+            "# or with llama.cpp's own tools (the same bytes):",
             "python llama.cpp/convert_hf_to_gguf.py {src} --outtype f16 --outfile {stem}-f16.gguf",
             "llama-quantize{requant} {f16} {stem}-{arg}.gguf {arg}",
             "tensorfile inspect {stem}-{arg}.gguf",

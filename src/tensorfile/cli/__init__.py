@@ -256,9 +256,16 @@ def scan(
 @click.argument("destination")
 @click.option(
     "--to",
-    type=click.Choice(["safetensors", "npz", "flax"]),
+    type=click.Choice(["safetensors", "npz", "flax", "gguf"]),
     default=None,
     help="Output format (default: from DESTINATION's extension; a folder gets safetensors).",
+)
+@click.option(
+    "--quant",
+    default=None,
+    metavar="TYPE",
+    help="GGUF output type, as llama-quantize names it: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+    "Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K (default: the source's float type).",
 )
 @click.option(
     "--dtype",
@@ -296,6 +303,7 @@ def convert(
     source: str,
     destination: str,
     to: str | None,
+    quant: str | None,
     dtype: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -306,8 +314,10 @@ def convert(
     as_json: bool,
 ) -> None:
     """Convert model weights: PyTorch .pt/.bin/.ckpt (read without torch, nothing executed),
-    safetensors (single or sharded), .npz, Flax msgpack, Keras .h5 and unquantized GGUF to
-    safetensors (a file, or a sharded folder with its index), .npz or Flax msgpack.
+    safetensors (single or sharded), .npz, Flax msgpack, Keras .h5 and GGUF to safetensors (a file,
+    or a sharded folder with its index), .npz or Flax msgpack; and a Hugging Face model (or a GGUF
+    file) to GGUF at any llama.cpp type, the same bytes llama.cpp's converter and llama-quantize
+    write: `tensorfile convert MODEL_DIR model-Q4_K_M.gguf --quant Q4_K_M`.
 
     A model folder converts to a folder: weights converted, config and tokenizer files copied.
     Tensors stream one chunk at a time; the output appears only when complete.
@@ -320,6 +330,7 @@ def convert(
             source,
             destination,
             to=to,
+            quant=quant,
             dtype=dtype,
             include=list(include),
             exclude=list(exclude),

@@ -78,7 +78,7 @@ def _size(n: float) -> str:
 def render_convert(console: Any, result: ConvertResult) -> None:
     from rich.markup import escape
 
-    cast = f", cast to {result.dtype}" if result.dtype else ""
+    cast = f", cast to {result.dtype}" if result.dtype and result.gguf is None else ""
     rate = result.total_bytes / result.seconds if result.seconds > 0 else 0
     console.print(
         f"[bold]{escape(result.destination)}[/]: {result.tensor_count} tensors, {_size(result.total_bytes)} "

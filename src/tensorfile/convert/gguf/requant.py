@@ -21,7 +21,7 @@ from .layout import GGUFTensor, Part
 _SPLIT_KEYS = (
     gguf.Keys.Split.LLM_KV_SPLIT_NO,
     gguf.Keys.Split.LLM_KV_SPLIT_COUNT,
-    gguf.Keys.Split.TENSORS_COUNT,
+    gguf.Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT,
 )
 
 
