@@ -76,7 +76,7 @@ def test_vocab_matches_converter(case: str, tmp_path: Path) -> None:
 
 
 def test_every_case_recorded() -> None:
-    assert set(EXPECTED["cases"]) == set(maker.CASES)
+    assert set(EXPECTED["cases"]) == {*maker.CASES, *maker.VARIANTS}
 
 
 def _vendored_converter() -> Path:
@@ -158,8 +158,9 @@ def test_live_converter(tmp_path: Path) -> None:
     subprocess.run(cmd, env=p.converter_env(), check=True, capture_output=True)
     for name in ("llama-spm", "llama-hf"):
         shutil.copytree(FIXTURES / name, full / name)
-    for source, cases in ((FIXTURES, maker.CASES), (full, ("llama-bpe", "qwen2", "qwen3moe"))):
+    everything = (*maker.CASES, *maker.VARIANTS)
+    for source, cases in ((FIXTURES, everything), (full, ("llama-bpe", "qwen2", "qwen3moe", "qwen2-legacy"))):
         for case in cases:
             folder = maker.make_case(case, tmp_path / f"{source.name}-{case}", source)
             ref = maker.referee_vocab(folder, tmp_path / f"{source.name}-{case}.gguf")
-            _assert_same(our_entries(folder, maker.CASES[case][0]), ref)
+            _assert_same(our_entries(folder, maker.case_arch(case)), ref)

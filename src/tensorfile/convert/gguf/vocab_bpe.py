@@ -341,8 +341,27 @@ def _added_tokens(folder: Path, kwargs: dict[str, Any]) -> tuple[dict[int, Any],
                     merged.append(token)
             value = merged
         kwargs[key] = value
-    if (folder / "added_tokens.json").is_file():
-        raise UnsupportedError("added_tokens.json without added_tokens_decoder (a legacy layout)", folder)
+    added = read_json(folder / "added_tokens.json")
+    if added:
+        if not isinstance(added, dict):
+            raise FormatError("added_tokens.json is not a JSON object", folder)
+        specials: list[str] = []
+        for key in (*_SPECIAL_KEYS, _ADDITIONAL):
+            if kwargs.get(key) is not None:
+                specials += [str(t) for t in kwargs[key]] if key == _ADDITIONAL else [str(kwargs[key])]
+        for text, index in added.items():
+            special = text in specials
+            decoder[index] = _added_token(
+                {
+                    "content": text,
+                    "rstrip": False,
+                    "lstrip": False,
+                    "normalized": not special,
+                    "special": special,
+                }
+            )
+            # transformers files each under str(token), its unset `token` argument: "None"
+            by_text["None"] = decoder[index]
     doc = read_json(folder / "tokenizer.json")
     for data in doc.get("added_tokens", []):
         token = _added_token(data)
