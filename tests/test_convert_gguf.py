@@ -38,8 +38,14 @@ def _ours(case: str, kind: str, tmp: Path) -> Path:
         make_model(case, folder)
     step, _, rest = kind.partition(":")
     out = tmp / f"{case}-{kind.replace(':', '-')}.gguf"
+    if out.exists():  # made already, as another kind's source
+        return out
     if step == "convert":
         convert(folder, out, quant=None if rest == "auto" else rest)
+    elif step == "quantize" and rest in ("F16", "BF16"):
+        # `--quant F16` on a folder is the converter's --outtype f16 (convert:f16); llama-quantize
+        # to a float type is the GGUF → GGUF path, from our own auto file
+        convert(_ours(case, "convert:auto", tmp), out, quant=rest)
     elif step == "quantize":
         convert(folder, out, quant=rest)
     else:  # requantize:Q8_0:TYPE — from our own Q8_0 file, as llama-quantize was run on its own
@@ -51,9 +57,7 @@ def _ours(case: str, kind: str, tmp: Path) -> Path:
     return out
 
 
-# llama-quantize's mix (convert/gguf/mix.py) is not ported yet: the quantize/requantize references
-# are recorded, the converter's own outputs are checked.
-_KINDS = [(case, kind) for case, refs in _refs().items() for kind in refs if kind.startswith("convert:")]
+_KINDS = [(case, kind) for case, refs in _refs().items() for kind in refs]
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +143,6 @@ def test_live_llama_cpp_agrees(tmp_path: Path) -> None:
         ours_dir.mkdir(exist_ok=True)
         refs = case_refs(p, case, ref_dir)
         for kind, want in refs.items():
-            if not kind.startswith("convert:"):
-                continue  # needs the mix port
             assert _sha(_ours(case, kind, ours_dir)) == want["sha256"], (case, kind)
         shutil.rmtree(ref_dir)
         shutil.rmtree(ours_dir)
