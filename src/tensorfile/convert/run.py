@@ -174,7 +174,8 @@ def _convert_gguf(
     started: float,
 ) -> ConvertResult:
     """A Hugging Face model (folder, or weights file with its config.json) → one GGUF file."""
-    from .gguf.build import plan_gguf, write_gguf
+    from .gguf.build import plan_gguf
+    from .gguf.write import write_gguf
 
     if target != "gguf" or as_folder:
         raise UsageError("--quant writes GGUF: give a destination ending in .gguf")
@@ -191,7 +192,7 @@ def _convert_gguf(
     values = sum(t.numel * 4 for t in plan.tensors)
     report = progress(values) if progress else _ignore
     with FileMaps() as maps, atomic_output(dst) as out:
-        write_gguf(out, plan, maps, report)
+        write_gguf(out, plan.tensors, plan.writer, maps, report)
     result.files.append({"path": str(dst), "size_bytes": dst.stat().st_size, "tensors": len(plan.tensors)})
     by_type: dict[str, int] = {}
     for t in plan.tensors:

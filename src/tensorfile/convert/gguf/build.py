@@ -1,25 +1,24 @@
 """Plan and write a GGUF file from a Hugging Face model, as convert_hf_to_gguf.py + llama-quantize.
 
 `plan_gguf` decides everything from headers and config files (keys, tensor names, shapes, types,
-the file's size) before a byte of weights is read; `write_gguf` then streams tensor by tensor,
-a bounded chunk of rows at a time, into the output the caller opened atomically.
+the file's size) before a byte of weights is read; write.py then streams it into the output the
+caller opened atomically.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import gguf
 import numpy as np
 
 from ...errors import UsageError
-from ..stream import Progress, no_progress
-from ..tensors import FileMaps, SourceTensor
+from ..tensors import SourceTensor
 from . import arch as archs
 from .hparams import block_count, load_hparams, rope_parameters
-from .layout import GGUFTensor, float_rows, guess_out_type, plan_tensors, quantize_order
+from .layout import GGUFTensor, guess_out_type, plan_tensors, quantize_order
 
 FLOAT_TYPES = ("F32", "F16", "BF16")
 QUANT_TYPES = (
@@ -188,64 +187,3 @@ def _quantize_plan(
     for t in ordered:
         _add_info(writer, t)
     return ordered
-
-
-def write_gguf(out: BinaryIO, plan: GGUFPlan, maps: FileMaps, progress: Progress = no_progress) -> None:
-    """Header, keys and tensor infos through gguf-py's writer; then each tensor, streamed."""
-    writer = plan.writer
-    writer.fout = [out]
-    writer.state = gguf.WriterState.EMPTY
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for t in plan.tensors:
-        writer.write_padding(out, out.tell())
-        written = 0
-        if t.copy_when_kept and t.type == t.base_type:
-            written = _copy_stored(out, t, maps)
-            progress(t.numel * 4)
-        for rows in [] if written else float_rows(t, maps):
-            data = encode(rows, t.base_type, t.type)
-            out.write(data)
-            written += len(data)
-            progress(rows.nbytes)
-        if written != t.nbytes():
-            raise AssertionError(f"{t.name}: wrote {written} bytes, planned {t.nbytes()}")
-        writer.write_padding(out, written)
-    out.flush()
-
-
-def _copy_stored(out: BinaryIO, t: GGUFTensor, maps: FileMaps) -> int:
-    """A GGUF source's tensor whose type stays: its stored bytes, as llama-quantize copies them."""
-    source = t.parts[0].source
-    if source.file is None:
-        raise AssertionError(f"{t.name}: no data location")
-    buffer = maps.get(source.file)
-    nbytes = t.nbytes()
-    out.write(buffer[source.storage_offset : source.storage_offset + nbytes])
-    maps.release(source.file, source.storage_offset, nbytes)
-    return nbytes
-
-
-def encode(rows: np.ndarray, base: str, final: str) -> bytes:
-    """float32 rows → the final type's bytes, through the converter's base type first."""
-    values = rows if base not in FLOAT_TYPES else _through_base(rows, base)
-    if final == "F32":
-        return values.astype(np.float32).tobytes()
-    if final == "F16":
-        return values.astype(np.float16).tobytes()
-    if final == "BF16":
-        return gguf.quants.quantize(values, gguf.GGMLQuantizationType.BF16).tobytes()
-    from ..quants import quantize
-
-    return quantize(values, final).tobytes()
-
-
-def _through_base(rows: np.ndarray, base: str) -> np.ndarray:
-    """The values the converter's file holds (what llama-quantize reads back as float32)."""
-    if base == "F32":
-        return np.ascontiguousarray(rows, dtype=np.float32)
-    if base == "F16":
-        return rows.astype(np.float16).astype(np.float32)
-    bits = gguf.quants.quantize(np.ascontiguousarray(rows, dtype=np.float32), gguf.GGMLQuantizationType.BF16)
-    return (bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(rows.shape)

@@ -72,7 +72,16 @@ def fp16_bytes(bits: np.ndarray) -> np.ndarray:
 
 
 def seq_sum0(terms: np.ndarray) -> np.ndarray:
-    """`float s = 0; for i: s += terms[i];` over axis 0, in that order (numpy would sum pairwise)."""
+    """`float s = 0; for i: s += terms[i];` over axis 0, in that order.
+
+    numpy reduces a C-contiguous (n, m) array over axis 0 row by row (the contiguous axis is the
+    inner loop), which is that order, in one call. It sums pairwise only along a contiguous
+    reduction axis, which is what it does when m == 1: there, and for other layouts, the loop.
+    """
+    if terms.ndim >= 2 and terms.flags.c_contiguous and terms[0].size > 1:
+        flat = terms.reshape(terms.shape[0], -1)
+        # initial 0: C starts from s = 0, and -0.0 + 0 is +0
+        return np.add.reduce(flat, axis=0, initial=F32(0.0)).reshape(terms.shape[1:])
     acc = terms[0] + F32(0.0)  # 0 + t0, not t0: C's -0.0 + 0 is +0
     for i in range(1, terms.shape[0]):
         acc += terms[i]
