@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from bench_convert import warm  # noqa: E402
 from bench_identify import machine_line, total_ram_gib  # noqa: E402
 from llamacpp import VERSION, paths  # noqa: E402
 
@@ -167,15 +168,6 @@ def measure(cmds: list[list[str]], env: dict[str, str] | None = None) -> Sample:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr.decode()[-3000:]}")
     return Sample(time.perf_counter() - start, peak / 1024)
-
-
-def warm(paths_: list[Path]) -> None:
-    buf = bytearray(16 << 20)
-    for path in paths_:
-        for f in sorted(path.iterdir()) if path.is_dir() else [path]:
-            with f.open("rb", buffering=0) as fh:
-                while fh.readinto(buf):
-                    pass
 
 
 def sha256(path: Path) -> str:
