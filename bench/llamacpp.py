@@ -34,6 +34,10 @@ CONVERT_REQUIREMENTS = (
     "pyyaml",
     "requests",
     "tqdm",
+    # llama-cpp-python's own ctypes bindings (from the same sdist, over the libllama built here)
+    # drive the decode check of tests/test_gguf_decode.py
+    "diskcache",
+    "jinja2",
 )
 TARGETS = ("llama-quantize", "llama-completion", "ggml-base")
 
@@ -72,13 +76,22 @@ class Paths:
         env.pop("PYTHONHOME", None)
         return env
 
+    def bindings_env(self) -> dict[str, str]:
+        """The converter venv running llama-cpp-python's Python package over this build's libllama."""
+        env = self.converter_env()
+        env["PYTHONPATH"] = f"{self.source.parent.parent}:{env['PYTHONPATH']}"
+        env["LLAMA_CPP_LIB_PATH"] = str(self.bin)
+        env["LD_LIBRARY_PATH"] = f"{self.bin}:{env.get('LD_LIBRARY_PATH', '')}"
+        return env
+
     def built(self) -> bool:
         return (
             self.quantize.is_file() and self.completion.is_file() and (self.bin / "libggml-base.so").exists()
         )
 
     def converter_ready(self) -> bool:
-        return self.convert_python.is_file() and (self.cache / "convert-venv" / ".ready").is_file()
+        ready = self.cache / "convert-venv" / ".ready"
+        return self.convert_python.is_file() and ready.is_file() and ready.read_text() == _ready_text()
 
 
 def paths() -> Paths:
@@ -120,9 +133,14 @@ def make_converter_venv(p: Paths) -> None:
     if p.converter_ready():
         return
     venv = p.cache / "convert-venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
+    if not p.convert_python.is_file():
+        _run([sys.executable, "-m", "venv", str(venv)])
     _run([str(p.convert_python), "-m", "pip", "install", "-q", *CONVERT_REQUIREMENTS])
-    (venv / ".ready").write_text("\n".join(CONVERT_REQUIREMENTS) + "\n", encoding="utf-8")
+    (venv / ".ready").write_text(_ready_text(), encoding="utf-8")
+
+
+def _ready_text() -> str:
+    return "\n".join(CONVERT_REQUIREMENTS) + "\n"
 
 
 def main() -> int:
