@@ -82,7 +82,8 @@ def render_convert(console: Any, result: ConvertResult) -> None:
     rate = result.total_bytes / result.seconds if result.seconds > 0 else 0
     console.print(
         f"[bold]{escape(result.destination)}[/]: {result.tensor_count} tensors, {_size(result.total_bytes)} "
-        f"as {result.target}{cast} from {result.source_format} in {result.seconds:.2f} s ({_size(rate)}/s)"
+        f"as {result.target}{cast} from {result.source_format} in {result.seconds:.2f} s ({_size(rate)}/s)",
+        soft_wrap=True,  # one line, however long the path: the terminal wraps, not us
     )
     for f in result.files:
         console.print(f"  {escape(str(f['path']))}  {_size(f['size_bytes'])}")
@@ -95,10 +96,12 @@ def render_convert(console: Any, result: ConvertResult) -> None:
             f"  {g['arch']} {g['quant']}: {g['bits_per_weight']:.2f} bits per weight; tensors {types}"
         )
         if (memory := g.get("run_memory")) is not None:
+            # two lines: a long path must not wrap the sentence mid-way
             console.print(
-                f"  to run with llama.cpp on a CPU ({memory['context_tokens']} tokens of context): "
-                f"about {_size(memory['bytes'])} of RAM  [dim]({escape(memory['command'])})[/]"
+                f"  llama.cpp on a CPU, {memory['context_tokens']}-token context: "
+                f"about {_size(memory['bytes'])} of RAM"
             )
+            console.print(f"  [dim]{escape(memory['command'])}[/]", soft_wrap=True)
     for note in result.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}")
 
