@@ -303,6 +303,20 @@ def test_remote_identify_scan_estimate(env: dict[str, str]) -> None:
     assert est["model"]["total_params"] == 3 * (1 << 30) // 2
 
 
+def test_a_plain_url_is_one_file(env: dict[str, str], hub: HubServer) -> None:
+    """Any http(s) address serving Range requests: the file alone, read by ranges, no hub API."""
+    local = _json(run_cli("inspect", str(hub.root / "org" / "both" / "model.safetensors"), "--json", env=env))
+    url = f"{hub.url}/org/both/resolve/main/model.safetensors"
+    hub.clear_requests()
+    remote = _json(run_cli("inspect", url, "--json", env=env))
+    for key in ("format", "tensor_count", "parameter_count", "parameters_by_dtype"):
+        assert local[key] == remote[key], key
+    paths = [r["path"] for r in hub.requests]
+    assert paths and not any("/api/" in p for p in paths), paths
+    ident = _json(run_cli("identify", url, "--json", env=env))
+    assert ident["results"][0]["format"] == "safetensors"
+
+
 @pytest.mark.parametrize("spelling", ["hf://org/both", "ms://org/both"])
 def test_a_silent_hub_gives_up_within_the_timeout(env: dict[str, str], hub: HubServer, spelling: str) -> None:
     """The listing (API) and a file body that stall: one line, exit 2, in bounded time."""

@@ -18,11 +18,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from ..source import SourceStream
 from . import http
-from .listing import RemoteFile, RepoListing, list_repo
+from .listing import RemoteFile, list_repo
 from .refs import HubRef, UrlRef
 
 MIN_FETCH = 64 * 1024
@@ -122,10 +122,24 @@ class RemoteStat:
     st_mtime: float = 0.0
 
 
-class RemoteRepo:
-    """A listed revision: the tree of its files and one cached source per file."""
+class FileServer(Protocol):
+    """What a remote tree needs of where its files live: a hub listing, or one plain URL."""
 
-    def __init__(self, listing: RepoListing, label: str) -> None:
+    @property
+    def files(self) -> dict[str, RemoteFile]: ...
+
+    @property
+    def token_hint(self) -> str: ...
+
+    def url(self, path: str) -> str: ...
+
+    def headers(self) -> dict[str, str]: ...
+
+
+class RemoteRepo:
+    """A listed revision (or one URL): the tree of its files and one cached source per file."""
+
+    def __init__(self, listing: FileServer, label: str) -> None:
         self.listing = listing
         self.label = label  # "hf://owner/name" (with @rev when one was asked for)
         self.files = listing.files
@@ -387,28 +401,27 @@ def _open_url(ref: UrlRef) -> RemotePath:
     if total is None:
         raise http.HubError("the server tells no file size (no Content-Range or Content-Length)", ref.url)
     folder = f"{split.scheme}://{split.netloc}{split.path.rsplit('/', 1)[0]}"
-    listing = _UrlListing(ref.url, name, total, f"{split.scheme}://{split.netloc}")
-    repo = RemoteRepo(listing, folder)
+    repo = RemoteRepo(_UrlFile(ref.url, name, total), folder)
     path = RemotePath(repo, name)
     path.open_source()._store(0, head)
     return path
 
 
-class _UrlListing(RepoListing):
-    """A one-file 'repo' for a plain URL: the file's own address serves its bytes."""
+@dataclass(frozen=True)
+class _UrlFile:
+    """A plain URL as a one-file server: the file's own address serves its bytes, no token."""
 
-    def __init__(self, url: str, name: str, size: int, origin: str) -> None:
-        super().__init__(
-            HubRef("huggingface", "url/file"), None, origin, None, {name: RemoteFile(name, size)}
-        )
-        self._url = url
+    address: str
+    name: str
+    size: int
+    token_hint: str = ""
+
+    @property
+    def files(self) -> dict[str, RemoteFile]:
+        return {self.name: RemoteFile(self.name, self.size)}
 
     def url(self, path: str) -> str:
-        return self._url
+        return self.address
 
     def headers(self) -> dict[str, str]:
         return {}
-
-    @property
-    def token_hint(self) -> str:  # type: ignore[override]
-        return ""
