@@ -415,3 +415,53 @@ def test_a_long_header_is_fetched_once(env: dict[str, str], hub: HubServer) -> N
     served = _served(hub, "model.safetensors")
     assert served < header + 8 + 64 * 1024, (served, header)
     assert doc["http"]["requests"] == 2  # the first 64 KiB, then the rest (the client's listing apart)
+
+
+def _stderr_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout a pipe); its exit code and what the
+    terminal received."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorfile", *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=cwd,
+        env={**env, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(slave)
+    received = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    proc.communicate(timeout=120)
+    reader.join(timeout=10)
+    os.close(master)
+    return proc.returncode, received.decode(errors="replace")
+
+
+def test_progress_bars_on_a_terminal_only(env: dict[str, str], hub: HubServer, tmp_path: Path) -> None:
+    """A terminal gets the bars (total and per file: bytes, speed, ETA); a pipe, --json and -q none."""
+    hub.add_fault("slow", "org/big/weights.bin", times=None, delay=0.02, per_chunk=True)
+    args = ["download", "hf://org/big", "--all", "--allow-unsafe", "--local-dir"]
+    code, seen = _stderr_on_a_terminal([*args, str(tmp_path / "tty")], env, tmp_path)
+    assert code in (0, 1), seen
+    assert "file(s)" in seen and "weights.bin" in seen and "/s" in seen, seen
+    quiet = _stderr_on_a_terminal([*args, str(tmp_path / "quiet"), "-q"], env, tmp_path)
+    as_json = _stderr_on_a_terminal([*args, str(tmp_path / "json"), "--json"], env, tmp_path)
+    for _, text in (quiet, as_json):
+        assert "file(s)" not in text and "/s" not in text, text
+    piped = run_cli(*args, str(tmp_path / "pipe"), env=env)
+    assert "file(s)" not in piped.stderr
