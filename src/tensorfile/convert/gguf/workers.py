@@ -152,9 +152,19 @@ class EncodeWorkers:
 
 def main() -> int:
     """The worker loop: requests on stdin, answers on stdout, until stdin closes."""
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent handles it and closes our pipes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return _serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, ConnectionError, OSError):
+        return 0  # the parent is gone: nobody to answer
+
+
+def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     from .write import encode
 
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         head = _read_exact(stdin, _LEN.size)
         if head is None:
