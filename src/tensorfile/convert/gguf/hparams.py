@@ -49,6 +49,8 @@ def load_hparams(folder: Any) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise FormatError("config.json is not a JSON object", path)
     hparams = complete(config)
+    # from_pretrained records where the config came from; the converter reads it as a name hint
+    hparams["_name_or_path"] = str(folder)
     for key in _NESTED:
         if key in hparams and isinstance(hparams[key], dict):
             nested = (
@@ -56,7 +58,14 @@ def load_hparams(folder: Any) -> dict[str, Any]:
             )
             hparams["text_config"] = complete(nested)
     if isinstance(hparams.get("text_config"), dict):
-        hparams = {**hparams, **complete(hparams["text_config"])}
+        text = dict(hparams["text_config"])
+        if "model_type" not in text and (sub := _TEXT_CONFIG_TYPES.get(str(hparams.get("model_type")))):
+            text["model_type"] = sub  # the sub-config class the parent builds, as its to_dict names it
+        merged = {**hparams, **complete(text)}
+        if not merged.get("architectures"):
+            # get_model_architecture picks the class from the top level when text_config names none
+            merged["architectures"] = hparams.get("architectures")
+        hparams = merged
     return hparams
 
 
@@ -104,18 +113,52 @@ def _layer_types(out: dict[str, Any], given: dict[str, Any]) -> None:
         ]
 
 
-# Only Llama derives kv heads and head_dim; Mistral, Mixtral and Qwen keep their class defaults
+def _gemma2_layer_types(out: dict[str, Any], given: dict[str, Any]) -> None:
+    # Gemma2: every other layer slides, starting with the first
+    if given.get("layer_types") is None:
+        out["layer_types"] = [
+            "sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(out["num_hidden_layers"])
+        ]
+
+
+def _gemma3_text(out: dict[str, Any], given: dict[str, Any]) -> None:
+    # Gemma3TextConfig: a bidirectional (embedding) model halves its window; the pattern (a private
+    # attribute, but to_dict keeps it) decides which layers slide when layer_types is not given
+    if out.get("use_bidirectional_attention"):
+        out["sliding_window"] = out["sliding_window"] // 2 + 1
+    pattern = given.get("sliding_window_pattern", 6)
+    out["_sliding_window_pattern"] = pattern
+    if given.get("layer_types") is None:
+        out["layer_types"] = [
+            "sliding_attention" if (i + 1) % pattern else "full_attention"
+            for i in range(out["num_hidden_layers"])
+        ]
+
+
+def _phi3_rope(out: dict[str, Any], given: dict[str, Any]) -> None:
+    # Phi3Config._rope_scaling_adjustment: the old names of longrope are renamed in place
+    scaling = out.get("rope_scaling")
+    if isinstance(scaling, dict) and scaling.get("type") in ("su", "yarn"):
+        out["rope_scaling"] = {**scaling, "type": "longrope"}
+
+
+# Only Llama and Phi-3 derive kv heads; Mistral, Mixtral and Qwen keep their class defaults
 # (e.g. Qwen2's 32 kv heads) when config.json leaves them out, and so does the converter.
 _QWEN = (_rope_type_alias, _sliding_window_off, _layer_types)
 _DERIVED: dict[str, tuple[Any, ...]] = {
     "llama": (_kv_heads, _head_dim, _rope_type_alias),
-    "mistral": (_rope_type_alias,),
-    "mixtral": (_rope_type_alias,),
+    "mistral": (),  # no "type" → "rope_type" copy in these two classes
+    "mixtral": (),
     "qwen2": _QWEN,
     "qwen2_moe": _QWEN,
     "qwen3": _QWEN,
     "qwen3_moe": _QWEN,
+    "gemma2": (_gemma2_layer_types,),
+    "gemma3_text": (_gemma3_text,),
+    "phi3": (_kv_heads, _phi3_rope),
 }
+# Multimodal configs whose text_config is one class: its model_type when the file leaves it out.
+_TEXT_CONFIG_TYPES = {"gemma3": "gemma3_text"}
 
 
 def find(hparams: dict[str, Any], keys: tuple[str, ...]) -> Any:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from math import prod
+from pathlib import Path
 from typing import Any
 
 import gguf
@@ -34,9 +35,40 @@ _ALWAYS_F32 = (
     gguf.MODEL_TENSOR.TOKEN_TYPES,
 )
 _SKIPPED_SUFFIXES = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")
-_MULTIMODAL = re.compile(
-    r"(^(mlp|vit\.|vpm\.|siglip2\.|merger\.|resampler\.))|visual\.|vision|audio|projector\."
+# TextModel.filter_tensors: the parts of multimodal checkpoints a text GGUF leaves out
+_MULTIMODAL_PREFIXES = (
+    "mlp",
+    "vit.",
+    "vpm.",
+    "siglip2.",
+    "conformer.",
+    "merger.",
+    "resampler.",
+    "sound_encoder.",
+    "sound_projection.",
+    "speech_embeddings.",
 )
+_MULTIMODAL_PARTS = (
+    "visual.",
+    "vision.",
+    "audio.",
+    "talker.",
+    "vision_",
+    "audio_",
+    "token2wav.",
+    "code2wav.",
+    "projector.",
+    "pre_mm_projector_norm",
+    "image_newline",
+    "view_seperator",
+    "patch_embed",
+    "patch_embedding",
+    "patch_merger.",
+    "patch_merge_mlp.",
+    "model.connector.",
+)
+# Qwen2MoeModel's transformers-5 layout: all experts of a layer in one tensor
+_FUSED_EXPERTS = ("mlp.experts.down_proj", "mlp.experts.gate_up_proj")
 
 
 @dataclass(eq=False)
@@ -45,6 +77,15 @@ class Part:
 
     source: SourceTensor
     row_order: np.ndarray | None = None  # output row i is source row row_order[i] (q/k permutation)
+    rows: int | None = None  # only the first rows (Gemma 3's embedding cut to the vocab)
+    shift: float = 0.0  # added to every value, in the converter's arithmetic (Gemma's norm + 1)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = tuple(self.source.shape)
+        if self.rows is not None and shape and self.rows < shape[0]:
+            shape = (self.rows, *shape[1:])
+        return shape
 
 
 @dataclass(eq=False)
@@ -55,7 +96,7 @@ class GGUFTensor:
     shape: tuple[int, ...]
     base_type: str  # what the converter writes: F32 / F16 / BF16 / Q8_0
     parts: list[Part] = field(default_factory=list)  # stacked along a new first axis when > 1
-    values: np.ndarray | None = None  # generated tensors (rope_freqs)
+    values: np.ndarray | None = None  # generated tensors (rope_freqs, rope_factors_*)
     type: str = ""  # final ggml type (base_type, or the quantizer's choice)
     copy_when_kept: bool = False  # a GGUF source's tensor: copied byte for byte if its type stays
 
@@ -89,18 +130,14 @@ def plan_tensors(
 ) -> list[GGUFTensor]:
     """The converter's output tensors, in its order, with its types."""
     name_map = gguf.get_tensor_name_map(family.arch, n_layer)
-    planned: list[GGUFTensor] = []
-    if family.rope_freqs and (freqs := _llama3_rope_factors(hparams)) is not None:
-        planned.append(
-            GGUFTensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", freqs.shape, "F32")
-        )
-        planned[-1].values = freqs
+    planned = list(_rope_tensors(family, hparams))
     experts: dict[int, dict[str, SourceTensor]] = {}
     n_head = hparams.get("num_attention_heads")
     n_head_kv = hparams.get("num_key_value_heads")
+    vocab_rows = _vocab_rows(hparams) if family.trim_vocab_rows else None
     for t in tensors:
-        name = t.name.replace("language_model.", "").replace("text_model.", "")
-        if name.endswith(_SKIPPED_SUFFIXES) or _MULTIMODAL.search(name):
+        name = _filtered_name(family, t.name)
+        if name is None or name.endswith(_SKIPPED_SUFFIXES):
             continue
         bid = _block_id(name)
         part = Part(t)
@@ -108,6 +145,12 @@ def plan_tensors(
             part.row_order = _permuted_rows(t.shape[0], n_head, n_head)
         elif family.undo_permute and name.endswith(("k_proj.weight", "k_proj.bias")):
             part.row_order = _permuted_rows(t.shape[0], n_head, n_head_kv)
+        if vocab_rows is not None and "embed_tokens.weight" in name:
+            part.rows = vocab_rows
+        if family.norm_shift and name.endswith("norm.weight"):
+            part.shift = family.norm_shift
+        if family.experts == "qwen" and name.removesuffix(".weight").endswith(_FUSED_EXPERTS):
+            raise UnsupportedError(f"fused expert tensors ({name}) are not supported yet")
         if family.experts and _is_expert(family.experts, name):
             if bid is None:
                 raise FormatError(f"expert tensor {name!r} outside a layer")
@@ -127,13 +170,77 @@ def plan_tensors(
     return planned
 
 
+def _filtered_name(family: Family, name: str) -> str | None:
+    """The converter's filter_tensors chain for the family: the name it keeps, or None."""
+    if family.skip_lm_head and name == "lm_head.weight":
+        return None
+    if family.strip_text_model:
+        name = name.replace("text_model.", "")
+    if name.startswith(_MULTIMODAL_PREFIXES) or any(part in name for part in _MULTIMODAL_PARTS):
+        return None
+    if name.endswith("e_score_correction_bias"):
+        name = name.replace("e_score_correction_bias", "e_score_correction.bias")
+    return name.replace("language_model.", "")
+
+
+def _rope_tensors(family: Family, hparams: dict[str, Any]) -> Iterator[GGUFTensor]:
+    """generate_extra_tensors: the rope tensors the converter writes before the model's own."""
+    if family.rope_tensors == "llama3" and (freqs := _llama3_rope_factors(hparams)) is not None:
+        yield _generated(gguf.MODEL_TENSOR.ROPE_FREQS, freqs)
+    if family.rope_tensors == "longrope":
+        yield from _phi3_rope_factors(hparams)
+
+
+def _generated(kind: gguf.MODEL_TENSOR, values: np.ndarray) -> GGUFTensor:
+    tensor = GGUFTensor(gguf.TENSOR_NAMES[kind] + ".weight", values.shape, "F32")
+    tensor.values = values
+    return tensor
+
+
+def _phi3_rope_factors(hparams: dict[str, Any]) -> Iterator[GGUFTensor]:
+    """Phi-3's long-context rope factors, as float32 (torch.tensor(list, dtype=float32) rounds
+    each Python float to nearest, as numpy does)."""
+    from .arch import phi3_attn_factor, phi3_rope_dims
+    from .hparams import rope_parameters
+
+    rope = rope_parameters(hparams)
+    if phi3_attn_factor(hparams, rope) is None:  # also checks the type, as the converter does first
+        return
+    long, short = rope.get("long_factor"), rope.get("short_factor")
+    if long is None or short is None:
+        raise FormatError("rope_scaling needs both long_factor and short_factor")
+    half = phi3_rope_dims(hparams, rope) / 2
+    if len(long) != len(short) or len(long) != half:
+        raise FormatError(f"rope long and short factors must have {half:g} entries each")
+    yield _generated(gguf.MODEL_TENSOR.ROPE_FACTORS_LONG, np.array(long, dtype=np.float32))
+    yield _generated(gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT, np.array(short, dtype=np.float32))
+
+
+def _vocab_rows(hparams: dict[str, Any]) -> int:
+    """Gemma3Model's real vocab size (token_embd rows past it are dropped): the SentencePiece
+    vocab as the converter lists it, or tokenizer.json's tokens plus added tokens."""
+    folder = Path(hparams.get("_name_or_path", "."))
+    if (folder / "tokenizer.model").is_file():
+        if size := hparams.get("vocab_size_per_layer_input") or hparams.get("vocab_size"):
+            return int(size)
+        from .vocab_spm import read_pieces
+
+        return len(read_pieces(folder / "tokenizer.model"))
+    from .vocab import read_json
+
+    doc = read_json(folder / "tokenizer.json")
+    if not isinstance(doc, dict):
+        raise FormatError("no tokenizer.model or tokenizer.json to size the vocab by", folder)
+    return len(doc["model"]["vocab"]) + len(doc["added_tokens"])
+
+
 def _one(
     name_map: gguf.TensorNameMap, hf_name: str, parts: list[Part], out_type: str, bid: int | None
 ) -> GGUFTensor:
     new_name = name_map.get_name(key=hf_name, try_suffixes=(".weight", ".bias"))
     if new_name is None:
         raise UnsupportedError(f"cannot map tensor {hf_name!r} to a GGUF name")
-    shape = parts[0].source.shape if len(parts) == 1 else (len(parts), *parts[0].source.shape)
+    shape = parts[0].shape if len(parts) == 1 else (len(parts), *parts[0].shape)
     return GGUFTensor(
         new_name, tuple(shape), _converter_type(name_map, new_name, len(shape), out_type, bid), parts
     )
@@ -249,6 +356,8 @@ def float_rows(tensor: GGUFTensor, maps: FileMaps, max_bytes: int = ROW_CHUNK_BY
             yield from dequantized_rows(part.source, maps, max_bytes)
             continue
         array = part.source.array(maps)
+        if part.rows is not None:
+            array = array[: part.rows]
         rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
         step = max(1, max_bytes // max(1, rows.shape[1] * 4))
         for start in range(0, rows.shape[0], step):
@@ -256,17 +365,34 @@ def float_rows(tensor: GGUFTensor, maps: FileMaps, max_bytes: int = ROW_CHUNK_BY
                 chunk = rows[start : start + step]
             else:
                 chunk = rows[part.row_order[start : start + step]]
-            yield np.asarray(chunk, dtype=np.float32)
+            yield _shifted(chunk, part.shift) if part.shift else np.asarray(chunk, dtype=np.float32)
         src = part.source
         if src.file is not None and src.loader is None:
             maps.release(src.file, src.storage_offset, src.extent_nbytes())
 
 
+def _shifted(chunk: np.ndarray, shift: float) -> np.ndarray:
+    """chunk + shift as the converter computes it: float16 stays float16 (torch's half add rounds
+    each sum to half), anything else is float32 first (bf16 → f32, then the add)."""
+    if chunk.dtype == np.float16:
+        return (chunk + np.float16(shift)).astype(np.float32)
+    return np.asarray(chunk, dtype=np.float32) + np.float32(shift)
+
+
 def quantize_order(tensors: list[GGUFTensor]) -> list[GGUFTensor]:
-    """llama-quantize's order: its loader's map sorts by block number (non-block first), then name."""
+    """llama-quantize's order: its loader's map sorts by block number (non-block first), then name.
+    Its shapes too: ggml writes ggml_n_dims dimensions, so size-1 outer dimensions (numpy's
+    leading ones, e.g. Qwen2-MoE's (1, n_embd) shared-expert gate) are dropped."""
 
     def key(t: GGUFTensor) -> tuple[int, bytes]:
         match = re.match(r"blk\.(\d+)\.", t.name)
         return (int(match.group(1)) if match else -1, t.name.encode())
 
+    for t in tensors:
+        t.shape = _ggml_shape(t.shape)
     return sorted(tensors, key=key)
+
+
+def _ggml_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    first = next((i for i, n in enumerate(shape) if n != 1), len(shape) - 1)
+    return tuple(shape[max(0, first) :])
