@@ -4,8 +4,8 @@ For every tiny model of gguf_models.py: tensorfile writes F32, Q8_0 and Q4_K_M f
 converter writes its own F32 file; llama.cpp (through llama-cpp-python's bindings over the
 referee's libllama) greedy-decodes from each, and transformers from the Hugging Face folder.
 F32: the same tokens as transformers, and llama.cpp's argmax equal to transformers' at every
-position of transformers' sequence, logits within 1e-3 of their largest. Quantized: llama.cpp loads and decodes
-them. Needs the referee of bench/llamacpp.py (marked `llamacpp`; it takes a few minutes).
+position of transformers' sequence, logits within 1e-3 of their largest. Quantized: llama.cpp
+loads and decodes them. Needs the referee of bench/llamacpp.py (marked `llamacpp`; it takes a few minutes).
 """
 
 from __future__ import annotations
