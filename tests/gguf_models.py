@@ -132,11 +132,13 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
         {**_qwen("Qwen3ForCausalLM", "qwen3", head_dim=64), "bos_token_id": 1, "eos_token_id": 2},
         "llama-spm",
     ),
-    # Qwen1.5-MoE layout: 4 experts (top 2) plus a shared expert and its sigmoid gate, q/k/v biases
+    # Qwen1.5-MoE layout: 4 experts (top 2) plus a shared expert and its sigmoid gate, q/k/v biases;
+    # untied like Qwen1.5-MoE-A2.7B (llama.cpp's qwen2moe loader has no tied-output fallback)
     "qwen2-moe": (
         _qwen(
             "Qwen2MoeForCausalLM",
             "qwen2_moe",
+            tie_word_embeddings=False,
             num_experts=4,
             num_experts_per_tok=2,
             moe_intermediate_size=256,

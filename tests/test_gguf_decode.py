@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 REFEREE = Path(__file__).parent / "fixtures" / "decode_referee.py"
 N_NEW = 12
 PROMPT = "The quick brown fox"
+# Cases where llama.cpp decodes its own converter's file (byte-identical to ours) differently from
+# transformers: Phi-3 LongRoPE (rope_factors_short plus the attention factor) departs from the
+# 7th generated token of this tiny model on. Recorded, not hidden: the test fails if they agree.
+LLAMA_CPP_DIFFERS = {"phi3-longrope"}
 
 
 def _referee():  # type: ignore[no-untyped-def]
@@ -41,7 +45,9 @@ def _referee():  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("case", list(CASES))
 def test_llama_cpp_decodes_what_transformers_does(case: str, tmp_path: Path) -> None:
     p = _referee()
-    folder = make_model(case, tmp_path / case)
+    # a neutral folder name: general.name comes from it, and llama.cpp's vocab loader looks up
+    # model-specific special tokens (Phi-3's <|end|>, …) by name, which these tiny tokenizers lack
+    folder = make_model(case, tmp_path / case / "model")
     ours = {q: tmp_path / f"ours-{q}.gguf" for q in ("F32", "Q8_0", "Q4_K_M")}
     for quant, path in ours.items():
         convert(folder, path, quant=quant)
@@ -55,9 +61,18 @@ def test_llama_cpp_decodes_what_transformers_does(case: str, tmp_path: Path) -> 
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     runs = report["gguf"]
     f32, their_f32 = runs[str(ours["F32"])], runs[str(theirs)]
-    assert f32["ids"] == their_f32["ids"] == report["hf"], report
+    assert f32["ids"] == their_f32["ids"], report  # llama.cpp reads our file as its own
+    if case in LLAMA_CPP_DIFFERS:  # llama.cpp itself, on its own converter's file, disagrees
+        assert their_f32["ids"] != report["hf"], f"{case} now agrees with transformers: drop it"
+        return
+    assert f32["ids"] == report["hf"], report
     assert f32["forced_argmax"] == report["hf"]
-    # float32 summed in other orders (ggml's blocked dot products, torch's BLAS): ~1e-4 relative
-    assert f32["max_abs_logit_diff"] < 1e-3 * f32["max_abs_logit"], f32
+    # float32 summed in other orders (ggml's blocked dot products, torch's BLAS): ~1e-4 relative.
+    # A mixture-of-experts router can pick another expert on a near-tie at a position (then that
+    # position's logits differ while its argmax agreed above): at most one in ten positions.
+    tolerance = 1e-3 * f32["max_abs_logit"]
+    off = [d for d in f32["max_abs_logit_diff_by_position"] if d >= tolerance]
+    moe = bool(CASES[case][0].get("num_experts") or CASES[case][0].get("num_local_experts"))
+    assert len(off) <= (len(f32["max_abs_logit_diff_by_position"]) // 10 if moe else 0), f32
     for quant in ("Q8_0", "Q4_K_M"):
         assert len(runs[str(ours[quant])]["ids"]) == N_NEW
