@@ -110,3 +110,31 @@ def test_worker_processes_write_the_same_bytes(
     convert(serial_q8, pooled, quant="Q4_K_M")
     assert _sha(pooled) == _sha(serial)
     assert len(started) > 10  # chunks really went to the workers
+
+
+def test_progress_hears_every_tensor_by_name(reference: tuple[Path, str], tmp_path: Path) -> None:
+    import gguf
+
+    folder, _ = reference
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.names: list[str] = []
+            self.bytes = 0
+            self.total = 0
+
+        def start(self, total: int) -> Recorder:
+            self.total = total
+            return self
+
+        def __call__(self, n: int) -> None:
+            self.bytes += n
+
+        def tensor(self, name: str) -> None:
+            self.names.append(name)
+
+    seen = Recorder()
+    out = tmp_path / "named.gguf"
+    convert(folder, out, quant="Q4_K_M", progress=seen.start)
+    written = [t.name for t in gguf.GGUFReader(str(out)).tensors]
+    assert seen.names == written and seen.bytes == seen.total > 0

@@ -21,6 +21,7 @@ class ConvertProgress:
         self._total = 0
         self._done = 0
         self._since = 0.0
+        self._name = "converting"
 
     def __enter__(self) -> ConvertProgress:
         return self
@@ -31,7 +32,16 @@ class ConvertProgress:
 
     def start(self, total: int) -> Any:
         self._total, self._done, self._since = total, 0, time.monotonic()
-        return self.advance
+        return self
+
+    def __call__(self, n: int) -> None:
+        self.advance(n)
+
+    def tensor(self, name: str) -> None:
+        """The tensor being written now, shown beside the bar (writers that know it call this)."""
+        self._name = name
+        if self._bar is not None:
+            self._bar.update(self._task, description=_short_name(name))
 
     def advance(self, n: int) -> None:
         self._done += n
@@ -55,7 +65,7 @@ class ConvertProgress:
         )
 
         self._bar = Progress(
-            TextColumn("converting"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -64,7 +74,11 @@ class ConvertProgress:
             transient=True,
         )
         self._bar.start()
-        self._task = self._bar.add_task("convert", total=self._total, completed=self._done)
+        self._task = self._bar.add_task(_short_name(self._name), total=self._total, completed=self._done)
+
+
+def _short_name(name: str, width: int = 32) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def _size(n: float) -> str:

@@ -59,6 +59,8 @@ def write_gguf(
     writer.write_ti_data_to_file()
     pooled = sum(t.numel for t in tensors if t.type in POOLED_TYPES and not _kept(t))
     count = (workers or worker_count()) if pooled >= POOL_MIN_VALUES else 1
+    # a progress display that can name the tensor being written offers `.tensor(name)`
+    named = getattr(progress, "tensor", None)
     with _OrderedEncoder(count) as encoder:
         written = 0
         for tensor, piece in encoder.run(_pieces(tensors, maps)):
@@ -73,6 +75,8 @@ def write_gguf(
                 continue
             if written == 0:
                 writer.write_padding(out, out.tell())
+                if named is not None:
+                    named(tensor.name)
             data, values = piece
             out.write(data)
             written += len(data)
