@@ -134,7 +134,9 @@ def main() -> None:
         *lines,
         "",
     ]
-    OUT.write_text("\n".join(out), encoding="utf-8")
+    from param_count_table import render  # the parameter-count section, kept with the file
+
+    OUT.write_text("\n".join(out).rstrip("\n") + "\n\n" + render(), encoding="utf-8")
     for kind, errs in by_kind.items():
         print(kind, {n: _summary(v) for n, v in errs.items()})
 
