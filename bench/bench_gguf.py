@@ -42,29 +42,16 @@ from bench_convert import warm  # noqa: E402
 from bench_identify import machine_line, total_ram_gib  # noqa: E402
 from llamacpp import VERSION, paths  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from gguf_models import llama_config  # noqa: E402
+
 TOKENIZER = ROOT / "tests" / "fixtures" / "gguf_tokenizers" / "llama-spm"
 TYPES = ("Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K")
 HIDDEN, FF, HEADS, KV_HEADS, VOCAB = 2048, 5632, 32, 4, 32000
 
 
 def config(layers: int) -> dict[str, object]:
-    return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": HIDDEN,
-        "intermediate_size": FF,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "num_hidden_layers": layers,
-        "max_position_embeddings": 2048,
-        "rms_norm_eps": 1e-05,
-        "rope_theta": 10000.0,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-        "vocab_size": VOCAB,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-    }
+    return llama_config(HIDDEN, FF, HEADS, KV_HEADS, layers, vocab_size=VOCAB)
 
 
 def build_model(folder: Path, layers: int) -> None:

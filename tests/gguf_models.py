@@ -23,7 +23,7 @@ import numpy as np
 TOKENIZERS = Path(__file__).parent / "fixtures" / "gguf_tokenizers"
 
 
-def _llama(hidden: int, ff: int, heads: int, kv: int, layers: int, **extra: Any) -> dict[str, Any]:
+def llama_config(hidden: int, ff: int, heads: int, kv: int, layers: int, **extra: Any) -> dict[str, Any]:
     return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -45,7 +45,7 @@ def _llama(hidden: int, ff: int, heads: int, kv: int, layers: int, **extra: Any)
 
 def _qwen(arch: str, model_type: str, **extra: Any) -> dict[str, Any]:
     return {
-        **_llama(256, 512, 4, 2, 2, rope_theta=1000000.0, rms_norm_eps=1e-06, tie_word_embeddings=True),
+        **llama_config(256, 512, 4, 2, 2, rope_theta=1000000.0, rms_norm_eps=1e-06, tie_word_embeddings=True),
         "architectures": [arch],
         "model_type": model_type,
         "use_sliding_window": False,
@@ -57,7 +57,7 @@ def _qwen(arch: str, model_type: str, **extra: Any) -> dict[str, Any]:
 
 def _gemma(arch: str, model_type: str, **extra: Any) -> dict[str, Any]:
     return {
-        **_llama(256, 512, 4, 2, 2, rms_norm_eps=1e-06, tie_word_embeddings=True),
+        **llama_config(256, 512, 4, 2, 2, rms_norm_eps=1e-06, tie_word_embeddings=True),
         "architectures": [arch],
         "model_type": model_type,
         "head_dim": 64,
@@ -71,7 +71,7 @@ def _gemma(arch: str, model_type: str, **extra: Any) -> dict[str, Any]:
 
 def _phi3(**extra: Any) -> dict[str, Any]:
     return {
-        **_llama(256, 512, 4, 4, 2),
+        **llama_config(256, 512, 4, 4, 2),
         "architectures": ["Phi3ForCausalLM"],
         "model_type": "phi3",
         "max_position_embeddings": 4096,
@@ -83,10 +83,10 @@ def _phi3(**extra: Any) -> dict[str, Any]:
 
 # case → (config without vocab_size, tokenizer fixture folder)
 CASES: dict[str, tuple[dict[str, Any], str]] = {
-    "llama-gqa": (_llama(256, 512, 4, 2, 2), "llama-spm"),
-    "llama-narrow": (_llama(64, 192, 4, 4, 2), "llama-spm"),
+    "llama-gqa": (llama_config(256, 512, 4, 2, 2), "llama-spm"),
+    "llama-narrow": (llama_config(64, 192, 4, 4, 2), "llama-spm"),
     "llama3-rope": (
-        _llama(
+        llama_config(
             256,
             256,
             4,
@@ -105,7 +105,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "mixtral": (
         {
-            **_llama(256, 256, 4, 2, 2),
+            **llama_config(256, 256, 4, 2, 2),
             "architectures": ["MixtralForCausalLM"],
             "model_type": "mixtral",
             "num_local_experts": 4,
@@ -115,7 +115,9 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "qwen2": (
         {
-            **_llama(256, 512, 4, 2, 2, rope_theta=1000000.0, rms_norm_eps=1e-06, tie_word_embeddings=True),
+            **llama_config(
+                256, 512, 4, 2, 2, rope_theta=1000000.0, rms_norm_eps=1e-06, tie_word_embeddings=True
+            ),
             "architectures": ["Qwen2ForCausalLM"],
             "model_type": "qwen2",
             "use_sliding_window": False,

@@ -34,16 +34,14 @@ class ConvertProgress:
         self._total, self._done, self._since = total, 0, time.monotonic()
         return self
 
-    def __call__(self, n: int) -> None:
-        self.advance(n)
-
     def tensor(self, name: str) -> None:
         """The tensor being written now, shown beside the bar (writers that know it call this)."""
         self._name = name
         if self._bar is not None:
             self._bar.update(self._task, description=_short_name(name))
 
-    def advance(self, n: int) -> None:
+    def __call__(self, n: int) -> None:
+        """Another n bytes done (the writers' progress callback)."""
         self._done += n
         if not self.enabled:
             return

@@ -71,7 +71,7 @@ def detect_file(probe: FileProbe) -> Detection | None:
 # --- inspect --------------------------------------------------------------------------------------
 
 # GGUF metadata value types.
-_SCALARS = {
+SCALAR_FORMATS = {  # value type → struct format (little-endian), shared with convert's key copy
     0: "<B",
     1: "<b",
     2: "<H",
@@ -182,8 +182,8 @@ class _Reader:
 
 
 def _value(reader: _Reader, vtype: int, version: int, key: str) -> Any:
-    if vtype in _SCALARS:
-        return reader.scalar(_SCALARS[vtype], key)
+    if vtype in SCALAR_FORMATS:
+        return reader.scalar(SCALAR_FORMATS[vtype], key)
     if vtype == _STRING:
         return reader.string(version, key)
     if vtype == _ARRAY:
@@ -191,13 +191,13 @@ def _value(reader: _Reader, vtype: int, version: int, key: str) -> Any:
         n = reader.count(version, key + " length")
         if item_type == _ARRAY:
             raise FormatError(f"GGUF key {key!r} nests arrays", reader.source.name)
-        if item_type in _SCALARS:
-            size = struct.calcsize(_SCALARS[item_type])
+        if item_type in SCALAR_FORMATS:
+            size = struct.calcsize(SCALAR_FORMATS[item_type])
             if n * size > reader.source.size:
                 raise FormatError(
                     f"GGUF key {key!r} claims {n} items, more than the file holds", reader.source.name
                 )
-            preview = [reader.scalar(_SCALARS[item_type], key) for _ in range(min(n, ARRAY_PREVIEW))]
+            preview = [reader.scalar(SCALAR_FORMATS[item_type], key) for _ in range(min(n, ARRAY_PREVIEW))]
             reader.read((n - len(preview)) * size, key)
         elif item_type == _STRING:
             if n > reader.source.size // 8:

@@ -18,6 +18,7 @@ from typing import Any
 import gguf
 
 from ...errors import FormatError, UnsupportedError
+from ...formats.gguf import SCALAR_FORMATS
 from ..tensors import SourceTensor
 from .layout import GGUFTensor, Part
 
@@ -69,20 +70,6 @@ def read_source(
 # ---------------------------------------------------------------------------------------------
 # The source's keys, copied as bytes: gguf-py's reader builds a numpy view per array item (1.9 s
 # for a 32k-token vocabulary, several for 150k); the copy needs only the bytes of each value.
-
-_FIXED = {
-    gguf.GGUFValueType.UINT8: "<B",
-    gguf.GGUFValueType.INT8: "<b",
-    gguf.GGUFValueType.UINT16: "<H",
-    gguf.GGUFValueType.INT16: "<h",
-    gguf.GGUFValueType.UINT32: "<I",
-    gguf.GGUFValueType.INT32: "<i",
-    gguf.GGUFValueType.FLOAT32: "<f",
-    gguf.GGUFValueType.BOOL: "<?",
-    gguf.GGUFValueType.UINT64: "<Q",
-    gguf.GGUFValueType.INT64: "<q",
-    gguf.GGUFValueType.FLOAT64: "<d",
-}
 
 
 @dataclass(frozen=True)
@@ -143,8 +130,8 @@ def read_keys(path: Path) -> dict[str, gguf.GGUFValue]:
                 if sub == gguf.GGUFValueType.STRING:
                     for _ in range(count):
                         _, pos = string(pos)
-                elif sub in _FIXED:
-                    pos += count * struct.calcsize(_FIXED[sub])
+                elif sub in SCALAR_FORMATS:
+                    pos += count * struct.calcsize(SCALAR_FORMATS[sub])
                 else:
                     raise UnsupportedError(f"GGUF key {raw_key.decode()!r}: arrays of {sub.name}", path)
                 if pos > size:
@@ -154,6 +141,6 @@ def read_keys(path: Path) -> dict[str, gguf.GGUFValue]:
                 text, pos = string(pos)
                 keys[raw_key.decode("utf-8")] = gguf.GGUFValue(text, vtype)
             else:
-                value, pos = take(_FIXED[vtype], pos)
+                value, pos = take(SCALAR_FORMATS[vtype], pos)
                 keys[raw_key.decode("utf-8")] = gguf.GGUFValue(value, vtype)
         return keys

@@ -6,8 +6,9 @@ over their pipes, not multiprocessing: spawn and forkserver re-import the caller
 process that runs threads. A worker reads a request, encodes it, writes the answer, and exits
 when its stdin closes, so a killed parent leaves no workers behind.
 
-    request:  u32 header length, JSON {"base", "final", "rows", "cols"}, rows*cols float32
-    answer:   u32 header length, JSON {"bytes": n} or {"error": text}, then n bytes
+    each way: u32 header length, a JSON header with "bytes": n, then n bytes
+    request:  {"base", "final", "rows", "cols", "bytes"}, then rows*cols float32
+    answer:   {"bytes"} then the encoded bytes, or {"error": text, "bytes": 0}
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _LEN = struct.Struct("<I")
 
 
 def _send(stream: BinaryIO, header: dict[str, object], payload: bytes | memoryview) -> None:
-    head = json.dumps(header).encode()
+    head = json.dumps({**header, "bytes": memoryview(payload).nbytes}).encode()
     stream.write(_LEN.pack(len(head)) + head)
     stream.write(payload)
     stream.flush()
@@ -166,24 +167,18 @@ def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     from .write import encode
 
     while True:
-        head = _read_exact(stdin, _LEN.size)
-        if head is None:
-            return 0
-        raw = _read_exact(stdin, _LEN.unpack(head)[0])
-        if raw is None:
-            return 1
-        request = json.loads(raw)
+        got = _receive(stdin)
+        if got is None:
+            return 0  # stdin closed (or cut mid-request: the parent is gone either way)
+        request, data = got
         rows, cols = int(request["rows"]), int(request["cols"])
-        data = _read_exact(stdin, rows * cols * 4)
-        if data is None:
-            return 1
         try:
             values = np.frombuffer(data, dtype=np.float32).reshape(rows, cols)
             out = encode(values, str(request["base"]), str(request["final"]))
         except Exception as exc:  # reported to the parent, which raises it as one line
             _send(stdout, {"error": f"{type(exc).__name__}: {exc}"}, b"")
             continue
-        _send(stdout, {"bytes": len(out)}, out)
+        _send(stdout, {}, out)
 
 
 if __name__ == "__main__":
