@@ -136,8 +136,9 @@ Each request that a fault acts on uses up one of its `times`.
   that advertises it uses up one time, so it usually wants `times=None`.
 
 The 302 of an LFS `/resolve` has no body, so body faults pass it by and act on the CDN request.
-`hub.requests` lists every request: method, path (path+query), range, status, body_bytes_sent,
-authorization (whether an Authorization header came), server ("hub"/"cdn"), faults (kinds applied).
+`hub.requests` lists every request, once the handlers still running have recorded theirs: method,
+path (path+query), range, status, body_bytes_sent, authorization (whether an Authorization header
+came), server ("hub"/"cdn"), faults (kinds applied).
 
 Placing files into the official caches by hand
 ----------------------------------------------
@@ -386,7 +387,9 @@ class HubServer:
         self.tree_page_size = tree_page_size
         self.ms_files_limit = ms_files_limit
         self.require_token: str | None = None
-        self.requests: list[dict[str, Any]] = []
+        self._requests: list[dict[str, Any]] = []
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._hash_cache: dict[tuple[str, int, int, str], str] = {}
@@ -492,9 +495,21 @@ class HubServer:
         with self._lock:
             self._faults.clear()
 
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests recorded so far, once every handler now running has recorded its own.
+
+        A client may see a response end (or a cut connection) a moment before the handler's
+        record is appended, so reading without waiting would race.
+        """
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=5)
+            return list(self._requests)
+
     def clear_requests(self) -> None:
-        with self._lock:
-            self.requests.clear()
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=5)
+            self._requests.clear()
 
     # ------------------------------------------------------------------ faults
 
@@ -640,16 +655,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
+        with self.hub._settled:
+            self.hub._in_flight += 1
         self._method = method
         self._status = 0
         self._sent = 0
         self._applied: list[str] = []
         self._request_id = uuid.uuid4().hex
         self._proto = "hf"
-        length = int(self.headers.get("Content-Length") or 0)
-        self._body_in = self.rfile.read(length) if length > 0 else b""
         try:
             try:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._body_in = self.rfile.read(length) if length > 0 else b""
                 self._route()
             except _HTTPError as err:
                 self._send_json(err.status, err.body, err.headers)
@@ -666,8 +683,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "server": self.role,
                 "faults": list(self._applied),
             }
-            with self.hub._lock:
-                self.hub.requests.append(record)
+            with self.hub._settled:
+                self.hub._requests.append(record)
+                self.hub._in_flight -= 1
+                self.hub._settled.notify_all()
 
     def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
