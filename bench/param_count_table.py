@@ -28,7 +28,7 @@ def render() -> str:
         case = doc["cases"][model_type]
         ref = case["parameters"]
         try:
-            ours = spec_from_config(case["config"]).shaped_params
+            ours = spec_from_config(case["config"]).total_params
         except TensorfileError as exc:
             why = str(exc).split("(")[0].strip()
             rows.append(f"| {model_type} | {case['class']} | {ref:,} | refused | {why} |")
@@ -39,11 +39,14 @@ def render() -> str:
     return (
         f"{HEADING}\n\n"
         "What `estimate` counts from a bare config.json, against `sum(p.numel() for p in\n"
-        f"model.parameters())` of the class users load, built by transformers {doc['transformers']} on\n"
-        "torch's meta device from that model type's default config with 2 layers\n"
-        "(tests/fixtures/make_param_counts.py; tests/test_estimate_param_counts.py keeps the exact ones\n"
-        f"exact and fails when another becomes exact). Exact today: {exact} of {len(rows)}.\n\n"
-        "| model type | class | transformers | tensorfile | difference |\n"
+        f"model.parameters())` of the class in `architectures`, built by transformers {doc['transformers']}\n"
+        "on torch's meta device: each model type's default config with 2 layers, and variants that\n"
+        "change the count (`type:variant`: other head classes, tied or untied embeddings, biases and\n"
+        "norms switched on, 3 layers, encoder and decoder of different depths, MoE layouts).\n"
+        "tests/fixtures/make_param_counts.py records them; tests/test_estimate_param_counts.py holds\n"
+        "every one exact. The counters are src/tensorfile/estimate/architectures/.\n"
+        f"Exact: {exact} of {len(rows)}.\n\n"
+        "| case | class | transformers | tensorfile | difference |\n"
         "|---|---|---:|---:|---|\n" + "\n".join(rows) + "\n"
     )
 

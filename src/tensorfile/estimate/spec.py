@@ -116,10 +116,18 @@ class ModelSpec:
     experts_per_token: int = 0
     moe_intermediate_size: int = 0
     shared_experts: int = 0
+    shared_expert_width: int = 0  # Qwen-MoE: one shared expert of its own width (0: shared_experts × routed)
     first_dense_layers: int = 0  # DeepSeek: the first k layers keep a dense MLP
     sliding_window: int | None = None
     sliding_layers: int = 0  # how many layers use the sliding window
     qkv_bias: bool = False
+    # what kind of model the shapes describe (estimate/architectures): "decoder",
+    # "encoder-decoder" (layers, heads, kv are the decoder's; encoder_layers its encoder),
+    # "encoder" (no KV cache, no generation) or "vision" (encoder_seq: patches + [CLS])
+    family: str = "decoder"
+    encoder_layers: int = 0
+    encoder_seq: int = 0  # a fixed encoder length (Whisper's frames, ViT's patches); 0: the input's
+    head: str = "lm"  # lm | base | classifier | token | qa | pretraining: what sits on top
     params: int = 0  # total parameters as stored (0: computed from the shapes)
     source: str = "shapes"
     shapes_assumed: bool = False  # True when the shapes were filled from a reference model, not read
@@ -133,7 +141,9 @@ class ModelSpec:
 
     @property
     def lm_head_params(self) -> int:
-        return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+        if self.tie_word_embeddings or self.head not in ("lm", "pretraining"):
+            return 0
+        return self.vocab_size * self.hidden_size
 
     @property
     def attention_params_per_layer(self) -> int:
@@ -155,28 +165,42 @@ class ModelSpec:
         return self.moe_intermediate_size or self.intermediate_size
 
     @property
+    def encoder_params(self) -> int:
+        """An encoder-decoder's encoder blocks (attention and MLP matrices)."""
+        h, a = self.hidden_size, self.attn_width
+        return self.encoder_layers * (
+            2 * h * a + 2 * h * self.kv_width + self.mlp_matrix_params(self.intermediate_size)
+        )
+
+    @property
+    def cross_attention_params(self) -> int:
+        """An encoder-decoder's cross-attention matrices in all decoder layers."""
+        if self.family != "encoder-decoder":
+            return 0
+        return self.layers * (2 * self.hidden_size * self.attn_width + 2 * self.hidden_size * self.kv_width)
+
+    @property
+    def shared_width(self) -> int:
+        """All shared experts' intermediate width (they run for every token, like one dense MLP)."""
+        return self.shared_expert_width or self.shared_experts * self.expert_width
+
+    @property
     def mlp_params_total(self) -> int:
         dense = (self.layers - self.moe_layers) * self.mlp_matrix_params(self.intermediate_size)
         if not self.experts:
             return dense
-        per_moe = (self.experts + self.shared_experts) * self.mlp_matrix_params(self.expert_width)
-        per_moe += self.hidden_size * self.experts  # router
+        per_moe = self.experts * self.mlp_matrix_params(self.expert_width)
+        per_moe += self.mlp_matrix_params(self.shared_width) + self.hidden_size * self.experts  # router
         return dense + self.moe_layers * per_moe
 
     @property
     def norm_params(self) -> int:
-        return (2 * self.layers + 1) * self.hidden_size
+        return (2 * self.layers + 2 * self.encoder_layers + 1) * self.hidden_size
 
     @property
     def shaped_params(self) -> int:
         """Parameters the shapes account for."""
-        return (
-            self.embedding_params
-            + self.lm_head_params
-            + self.layers * self.attention_params_per_layer
-            + self.mlp_params_total
-            + self.norm_params
-        )
+        return self.embedding_params + self.lm_head_params + self.linear_params + self.norm_params
 
     @property
     def total_params(self) -> int:
@@ -190,7 +214,8 @@ class ModelSpec:
     @property
     def linear_params(self) -> int:
         """Parameters in the blocks' linear layers: what weight quantizers (bnb, GPTQ, AWQ) quantize."""
-        return self.layers * (self.attention_params_per_layer) + self.mlp_params_total
+        decoder = self.layers * self.attention_params_per_layer + self.mlp_params_total
+        return decoder + self.encoder_params + self.cross_attention_params
 
     @property
     def active_params(self) -> int:
@@ -217,7 +242,7 @@ class ModelSpec:
         """Intermediate width one token's activations pass through in an average layer."""
         if not self.experts:
             return self.intermediate_size
-        moe = (self.experts_per_token + self.shared_experts) * self.expert_width
+        moe = self.experts_per_token * self.expert_width + self.shared_width
         dense_layers = self.layers - self.moe_layers
         return round((dense_layers * self.intermediate_size + self.moe_layers * moe) / self.layers)
 
@@ -239,11 +264,29 @@ class ModelSpec:
         for name, fan_in, _ in mlp:
             for width, count in (
                 (self.intermediate_size, dense),
-                (self.expert_width, self.moe_layers * (self.experts + self.shared_experts)),
+                (self.expert_width, self.moe_layers * self.experts),
+                (self.shared_width, self.moe_layers),
             ):
                 if count:
                     shapes.append((name, fan_in or width, width if fan_in else h, count))
-        return shapes
+        if self.family == "encoder-decoder":  # the encoder's blocks and the decoder's cross-attention
+            for name, fan_in, out in (
+                ("q_proj", h, a),
+                ("k_proj", h, kv),
+                ("v_proj", h, kv),
+                ("o_proj", a, h),
+            ):
+                shapes.append((f"cross_{name}", fan_in, out, self.layers))
+                shapes.append((f"encoder_{name}", fan_in, out, self.encoder_layers))
+            inter = self.intermediate_size
+            mlp_in = [("encoder_gate_proj", h, inter)] if self.gated_mlp else []
+            for name, fan_in, out in (
+                *mlp_in,
+                ("encoder_up_proj", h, inter),
+                ("encoder_down_proj", inter, h),
+            ):
+                shapes.append((name, fan_in, out, self.encoder_layers))
+        return [shape for shape in shapes if shape[3]]
 
     def lora_modules(self, targets: tuple[str, ...]) -> list[tuple[int, int, int]]:
         """(in, out, count) of the linear layers LoRA wraps for these target names.
@@ -255,7 +298,9 @@ class ModelSpec:
         """
         by_name: dict[str, list[tuple[int, int, int]]] = {}
         for name, fan_in, out, count in self.linear_shapes():
-            by_name.setdefault(name, []).append((fan_in, out, count))
+            # an encoder-decoder's encoder and cross-attention layers have the same module names
+            base = name.removeprefix("cross_").removeprefix("encoder_")
+            by_name.setdefault(base, []).append((fan_in, out, count))
         qkv = [(self.hidden_size, self.attn_width + 2 * self.kv_width, self.layers)]
         up_width = 2 if self.gated_mlp else 1
         fused_up = [(fan_in, out * up_width, count) for fan_in, out, count in by_name.get("up_proj", [])]
@@ -356,7 +401,7 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
     if experts and active > experts:
         raise SpecError(f"{active} experts per token, but only {experts} experts")
     inter = _int(shape.get("intermediate_size")) or 4 * hidden
-    vocab = _int(shape.get("vocab_size")) or 32000
+    vocab = _int(shape.get("vocab_size")) or (0 if shape.get("family") == "vision" else 32000)
     window = _int(shape.get("sliding_window"))
     sliding_layers = _int(shape.get("sliding_layers"))
     if window and sliding_layers is None:
@@ -376,10 +421,15 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
         experts_per_token=active,
         moe_intermediate_size=_int(shape.get("moe_intermediate_size")) or 0,
         shared_experts=_int(shape.get("shared_experts")) or 0,
+        shared_expert_width=_int(shape.get("shared_expert_intermediate_size")) or 0,
         first_dense_layers=_int(shape.get("first_dense_layers")) or 0,
         sliding_window=window,
         sliding_layers=sliding_layers or 0 if window else 0,
         qkv_bias=bool(shape.get("qkv_bias", False)),
+        family=str(shape.get("family") or "decoder"),
+        encoder_layers=_int(shape.get("encoder_layers")) or 0,
+        encoder_seq=_int(shape.get("encoder_seq")) or 0,
+        head=str(shape.get("head") or "lm"),
         params=params,
         source=source,
     )
@@ -387,7 +437,7 @@ def _from_shapes(name: str, shape: dict[str, Any], params: int, source: str = "s
 
 # Model types whose MLP is two matrices with a plain activation (GELU/ReLU), not SwiGLU/GeGLU.
 _PLAIN_MLP = frozenset(("gpt2", "gpt_bigcode", "starcoder", "gpt_neox", "gptj", "gpt_neo", "opt", "bloom"))
-_PLAIN_MLP |= {"falcon", "phi", "bert", "roberta", "t5", "mpt"}
+_PLAIN_MLP |= {"falcon", "phi", "bert", "roberta", "t5", "mpt", "starcoder2"}
 
 
 def gated_mlp(model_type: str | None, act: str | None = None) -> bool:
@@ -437,14 +487,84 @@ def shapes_from_config(config: dict[str, Any]) -> dict[str, Any]:
     return shape
 
 
-def spec_from_config(config: dict[str, Any], name: str = "config.json", params: int = 0) -> ModelSpec:
+# the shapes a decoder spec reads from config.json, and what it assumes when one is missing
+_ASSUMED = {"kv_heads": "= heads", "intermediate_size": "4 × hidden", "vocab_size": "32000"}
+_ASSUMED |= {"head_dim": "hidden ÷ heads"}
+
+
+def _counted_shape(
+    config: dict[str, Any], overrides: dict[str, Any], weights_counted: bool = False
+) -> tuple[dict[str, Any], int, list[str]]:
+    """(shapes, exact parameter count or 0, notes) from a config.json.
+
+    A model type estimate/architectures knows gives transformers' own count and its family's
+    shapes; any other is read as a Llama-style decoder, and the notes say so and which fields
+    were missing and assumed. Shape overrides change the model, so the count comes from the shapes.
+    weights_counted: the weights beside the config give the count; the shapes only size the run.
+    """
+    from .architectures import count_parameters
+
     shape = shapes_from_config(config)
-    spec = _from_shapes(name, shape, params=params, source="config.json")
-    notes = []
-    if not _int(shape.get("intermediate_size")):
-        notes.append("intermediate_size not in the config: assumed 4 × hidden")
-    if not _int(shape.get("vocab_size")):
-        notes.append("vocab_size not in the config: assumed 32000")
+    notes: list[str] = []
+    model_type = str(config.get("model_type") or "") or "no model_type"
+    why = "not a model type tensorfile counts exactly"
+    try:
+        count = count_parameters(config)
+    except SpecError as exc:  # a known type whose config lacks a size its count needs
+        count, why = None, f"{str(exc).split(': ', 1)[-1]}, so not counted as transformers builds it"
+    if count is None:
+        missing = [f"{k} ({how})" for k, how in _ASSUMED.items() if not _int(shape.get(k))]
+        counted = "parameters from the weights; shapes" if weights_counted else "parameters and shapes"
+        notes.append(
+            f"{model_type}: {why}; {counted} read as a Llama-style decoder (attention, gated MLP, "
+            "norms from the config's sizes)" + (f", assumed {', '.join(missing)}" if missing else "")
+        )
+        if isinstance(config.get("vision_config"), dict) or isinstance(config.get("audio_config"), dict):
+            notes.append("the config has a vision or audio tower: its parameters are not counted")
+        exact = 0
+    else:
+        shape.update(count.shapes)
+        if count.shapes.get("moe_layers"):  # the type's own MoE layout; only how many are dense matters
+            shape["first_dense_layers"] = count.shapes["layers"] - count.shapes["moe_layers"]
+            shape["moe_intermediate_size"] = count.shapes["moe_width"]
+            shape["shared_expert_intermediate_size"] = count.shapes.get("shared_width", 0)
+        shape |= {"family": count.family, "head": _head_name(count.head_class)}
+        shape["gated_mlp"] = shape.get("gated_mlp", True) if count.family == "decoder" else _gated(config)
+        if count.family == "vision":
+            shape["encoder_seq"] = count.shapes.get("patches")
+        elif count.shapes.get("encoder_positions"):
+            shape["encoder_seq"] = count.shapes["encoder_positions"]
+        notes.extend(count.notes)
+        exact = count.total
+    if overrides:
+        shape.update(overrides)
+        if exact:
+            notes.append("shape overrides given: parameters counted from the shapes, not the config")
+        exact = 0
+    return shape, exact, notes
+
+
+def _head_name(class_name: str) -> str:
+    from .architectures.common import head_kind
+
+    return head_kind(class_name) or "lm"
+
+
+def _gated(config: dict[str, Any]) -> bool:
+    return str(config.get("feed_forward_proj") or "").startswith("gated-")
+
+
+def spec_from_config(
+    config: dict[str, Any],
+    name: str = "config.json",
+    params: int = 0,
+    overrides: dict[str, Any] | None = None,
+) -> ModelSpec:
+    """The spec of the model a config.json describes; `params` (stored weights) wins over the count."""
+    shape, exact, notes = _counted_shape(
+        config, {k: v for k, v in (overrides or {}).items() if v is not None}
+    )
+    spec = _from_shapes(name, shape, params=params or exact, source="config.json")
     return spec.with_notes(*notes)
 
 
@@ -468,9 +588,8 @@ def spec_from_path(
             raise SpecError(f"cannot read {p.name}: {exc}") from None
         if not isinstance(config, dict):
             raise SpecError(f"{p.name} is not a config object")
-        shape = {**shapes_from_config(config), **overrides}
-        spec = _from_shapes(p.parent.name or p.name, shape, params=0, source="config.json")
-        return spec, {"torch_dtype": shape.get("torch_dtype")}
+        spec = spec_from_config(config, p.parent.name or p.name, overrides=overrides)
+        return spec, {"torch_dtype": config.get("torch_dtype") or config.get("dtype")}
     info = inspect(p)
     stored = info.parameter_count
     facts: dict[str, Any] = {
@@ -482,10 +601,11 @@ def spec_from_path(
     }
     logical = (info.quantization or {}).get("logical_parameter_count") or stored
     shape = dict(info.architecture)
+    notes: list[str] = []
     if info.architecture.get("source") == "config.json":
         config = config_near(p)  # inspect kept only the common keys; the spellings here need all of it
         if config:
-            shape = shapes_from_config(config)
+            shape, _, notes = _counted_shape(config, {}, weights_counted=True)
     shape.update(overrides)
     if not _int(shape.get("layers")) or not _int(shape.get("hidden_size")) or not _int(shape.get("heads")):
         if not logical:
@@ -497,4 +617,4 @@ def spec_from_path(
     spec = _from_shapes(
         p.name, shape, params=int(logical), source=f"{info.format} + {shape.get('source', 'flags')}"
     )
-    return spec, facts
+    return spec.with_notes(*notes), facts

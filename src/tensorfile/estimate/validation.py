@@ -67,11 +67,6 @@ def measured_bytes(row: dict[str, Any]) -> float:
 
 def row_spec(row: dict[str, Any]) -> ModelSpec:
     arch = dict(row["arch"])
-    if arch.get("moe_intermediate_size") and arch.get("shared_expert_intermediate_size"):
-        # Qwen-MoE's one wide shared expert, counted as shared experts of the routed width
-        arch["shared_experts"] = round(
-            arch["shared_expert_intermediate_size"] / arch["moe_intermediate_size"]
-        )
     return _from_shapes(row["model"], arch, params=int(arch.get("params") or 0), source="validation row")
 
 
