@@ -19,7 +19,7 @@ HEADING = "## Parameter counts from config.json against transformers (issue 15)"
 
 def render() -> str:
     from tensorfile.errors import TensorfileError
-    from tensorfile.estimate.spec import spec_from_config
+    from tensorfile.estimate.model_source import spec_from_config
 
     doc = json.loads(DATA.read_text(encoding="utf-8"))
     rows = []

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tensorfile.estimate.architectures import count_parameters, known_types
-from tensorfile.estimate.spec import spec_from_config
+from tensorfile.estimate.model_source import spec_from_config
 
 DATA = json.loads((Path(__file__).parent / "data" / "param_counts.json").read_text(encoding="utf-8"))
 CASES = DATA["cases"]

@@ -213,8 +213,8 @@ def _llama_cpp_memory(path: Path, quant: str) -> dict[str, Any] | None:
     """`tensorfile estimate` on the file just written: llama.cpp on a CPU, default context."""
     from ..errors import TensorfileError
     from ..estimate.memory import estimate
+    from ..estimate.model_source import spec_from_path
     from ..estimate.run import RunSpec
-    from ..estimate.spec import spec_from_path
 
     try:
         spec, _ = spec_from_path(path)

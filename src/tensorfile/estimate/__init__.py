@@ -5,9 +5,11 @@
     est.per_gpu_bytes, est.breakdown
 
 The model is a path (file, folder or config.json) or a size like "7B"; settings are the CLI's
-options as keywords. Submodules: spec (model shapes), run (settings), weights (bytes per
-quantization), memory (the phase model: the entry point, over breakdown, activations, inference,
-training_states and training), gpus (fit and solvers), quick (the seed's table).
+options as keywords. Submodules: spec (model shapes), model_source (a spec from a path, a
+config.json or a size), architectures (exact parameter counts per model type), run (settings),
+weights (bytes per quantization), memory (the phase model: the entry point, over breakdown,
+activations, inference, training_states and training), gpus (fit and solvers), quick (the
+seed's table).
 """
 
 from __future__ import annotations
@@ -17,16 +19,9 @@ from typing import Any
 
 from .breakdown import Part
 from .memory import MemoryEstimate, estimate
+from .model_source import spec_from_config, spec_from_path, spec_from_size
 from .run import RunSpec, make_run
-from .spec import (
-    ModelSpec,
-    SpecError,
-    looks_like_size,
-    parse_size,
-    spec_from_config,
-    spec_from_path,
-    spec_from_size,
-)
+from .spec import ModelSpec, SpecError, looks_like_size, parse_size
 
 __all__ = [
     "MemoryEstimate",

@@ -15,7 +15,7 @@ from typing import Any
 from .breakdown import GIB
 from .memory import estimate
 from .run import RunSpec, make_run
-from .spec import ModelSpec, _from_shapes
+from .spec import ModelSpec, spec_from_shapes
 
 UNIT_BYTES = {"GiB": GIB, "GB": 1e9, "MiB": 1024**2, "MB": 1e6}
 # the setting keys a row may carry: RunSpec's fields (framework and notes are for people)
@@ -67,7 +67,7 @@ def measured_bytes(row: dict[str, Any]) -> float:
 
 def row_spec(row: dict[str, Any]) -> ModelSpec:
     arch = dict(row["arch"])
-    return _from_shapes(row["model"], arch, params=int(arch.get("params") or 0), source="validation row")
+    return spec_from_shapes(row["model"], arch, params=int(arch.get("params") or 0), source="validation row")
 
 
 def row_run(row: dict[str, Any]) -> RunSpec:
