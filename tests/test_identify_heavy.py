@@ -41,6 +41,7 @@ DETAILS: dict[str, dict[str, Any]] = {
     "flax_trainstate.msgpack": {"kind": "train-state"},
     "iris_tree.pmml": {"pmml_version": "4.4"},
     "savedmodel_dense": {"has_variables": True},
+    "keras3_export_savedmodel": {"has_variables": True},
 }
 
 

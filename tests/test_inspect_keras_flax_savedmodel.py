@@ -30,7 +30,7 @@ from tensorfile.inspection import inspect
 from tensorfile.model import Identification, ModelInfo
 from tensorfile.source import FileSource
 
-from .conftest import CORPUS, ReadCounter, heavy
+from .conftest import CORPUS, ReadCounter, cli_json, heavy, run_cli
 from .pbwire import field as _field
 from .pbwire import varint as _varint
 
@@ -582,6 +582,11 @@ def _savedmodel(tmp_path: Path, index: bytes, data_sizes: dict[int, int], shards
     return folder
 
 
+# A 10-byte DT_STRING scalar holding a TrackableObjectGraph: length, 4-byte checksum, then one empty
+# node and an unknown field (5 bytes of proto).
+_OBJECT_GRAPH_10 = _varint(5) + b"\0" * 4 + _field(1, b"") + _field(15, b"x")
+
+
 def _training_bundle(snappy: bool = False) -> bytes:
     entries = [
         (b"", _field(1, 2)),  # BundleHeaderProto: num_shards 2
@@ -601,6 +606,8 @@ def _training_bundle(snappy: bool = False) -> bytes:
 @pytest.mark.parametrize("snappy", [False, True])
 def test_savedmodel_training_bundle_roles_shards_and_snappy(tmp_path: Path, snappy: bool) -> None:
     folder = _savedmodel(tmp_path, _training_bundle(snappy), {0: 102, 1: 72}, shards=2)
+    with (folder / "variables" / "variables.data-00000-of-00002").open("r+b") as shard:
+        shard.write(_OBJECT_GRAPH_10)
     with (folder / "variables" / "variables.data-00001-of-00002").open("r+b") as shard:
         shard.seek(64)
         shard.write((1234).to_bytes(8, "little"))  # optimizer/iter
@@ -663,6 +670,102 @@ def test_savedmodel_hostile_index(tmp_path: Path) -> None:
         folder.mkdir()
         with pytest.raises(FormatError):
             inspect(_savedmodel(folder, blob, {0: 32}))
+
+
+# Keras 3 Model.export(): every variable checkpointed twice (variables/N and _all_variables/N).
+
+EXPORT = "keras3_export_savedmodel"
+EXPORT_DATA = "variables/variables.data-00000-of-00001"
+
+
+def _export_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "export"
+    shutil.copytree(heavy(EXPORT), folder)
+    return folder
+
+
+def _check_export(doc: dict[str, Any], folder: Path) -> None:
+    """inspect's report (ModelInfo.to_dict or the CLI's JSON) against tf.saved_model.load's variables."""
+    truth = facts(EXPORT)
+    assert doc["tensor_count"] == truth["variable_count"] == 10
+    assert doc["parameter_count"] == truth["parameter_count"] == truth["keras_count_params"] == 62
+    assert doc["tensor_types"] == "F32" and doc["warnings"] == []
+    names = doc["metadata"]["variable_names"]
+    tensors = {names[t["name"]] + ":0": t for t in doc["tensors"]}
+    assert {n: t["shape"] for n, t in tensors.items()} == {v["name"]: v["shape"] for v in truth["variables"]}
+    raw = (folder / EXPORT_DATA).read_bytes()
+    for v in truth["variables"]:
+        t = tensors[v["name"]]
+        assert t["file"] == EXPORT_DATA and t["dtype"] == "F32"
+        np.testing.assert_array_equal(np.frombuffer(raw, "<f4", t["numel"], t["offset"]), v["values"])
+    # The keys kept are the ones the serving functions bind; every key TF lists is either kept or a copy.
+    assert {t["name"].split("/")[0] for t in doc["tensors"]} == {"variables"}
+    dup = doc["metadata"]["duplicate_variables"]
+    assert dup["count"] == truth["checkpoint_key_count"] - truth["variable_count"] == 10
+    assert sorted([*dup["copies"], *(t["name"] for t in doc["tensors"])]) == truth["checkpoint_keys"]
+    assert set(dup["copies"].values()) == {t["name"] for t in doc["tensors"]}
+    stored = doc["total_bytes"] + dup["bytes"] + doc["metadata"]["object_graph_bytes"]
+    assert stored == (folder / EXPORT_DATA).stat().st_size
+
+
+def test_keras_export_counts_each_variable_once() -> None:
+    truth = facts(EXPORT)
+    # What the file holds: 20 variable nodes and checkpoint keys for tf.saved_model.load's 10 variables.
+    assert truth["object_graph_variable_nodes"] == truth["checkpoint_key_count"] == 20
+    assert truth["all_variables_count"] == truth["variable_count"] == 10
+    info = inspect(heavy(EXPORT))
+    assert info.format == "tf-savedmodel" and info.checkpoint is None
+    _check_export(info.to_dict(), heavy(EXPORT))
+    assert sorted(info.metadata["signatures"]) == truth["signature_keys"]
+
+
+def test_keras_export_cli_json() -> None:
+    _check_export(cli_json("inspect", "--json", str(heavy(EXPORT))), heavy(EXPORT))
+
+
+def test_plain_savedmodel_names_and_no_copies() -> None:
+    info = inspect(heavy("savedmodel_dense"))
+    assert info.metadata["variable_names"] == {
+        "bias/.ATTRIBUTES/VARIABLE_VALUE": "bias",
+        "kernel/.ATTRIBUTES/VARIABLE_VALUE": "kernel",
+    }
+    assert "duplicate_variables" not in info.metadata
+
+
+def test_keras_export_copy_with_other_bytes_is_its_own_variable(tmp_path: Path) -> None:
+    """A copy is a copy only if its stored bytes are the same (crc32c in the index): change one
+    checksum and that key counts as a variable of its own."""
+    folder = _export_copy(tmp_path)
+    index = folder / "variables" / "variables.index"
+    entries = list(savedmodel.read_table(index))
+    key = b"_all_variables/3/.ATTRIBUTES/VARIABLE_VALUE"
+    i = next(n for n, (k, _) in enumerate(entries) if k == key)
+    value = entries[i][1]
+    assert value[-5] == 0x35  # BundleEntryProto field 6, fixed32: the entry ends with its crc32c
+    entries[i] = (key, value[:-4] + bytes(b ^ 0xFF for b in value[-4:]))
+    index.write_bytes(_table(entries))
+    info = inspect(folder)
+    assert info.tensor_count == 11 and key.decode() in {t.name for t in info.tensors}
+    assert info.metadata["duplicate_variables"]["count"] == 9
+
+
+@pytest.mark.parametrize("damage", ["garbage", "length"])
+def test_keras_export_unreadable_object_graph_is_a_warning(tmp_path: Path, damage: str) -> None:
+    folder = _export_copy(tmp_path)
+    truth = facts(EXPORT)
+    index = dict(savedmodel.read_table(folder / "variables" / "variables.index"))
+    entry = savedmodel._bundle_entry(index[b"_CHECKPOINTABLE_OBJECT_GRAPH"], "index")
+    with (folder / EXPORT_DATA).open("r+b") as fh:
+        fh.seek(entry["offset"])
+        # garbage: no varint ends; length: the string claims the whole entry, leaving no checksum room
+        fh.write(b"\xff" * entry["size"] if damage == "garbage" else _varint(entry["size"]))
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    info = inspect(folder)
+    assert info.tensor_count == truth["checkpoint_key_count"]  # every key listed, nothing merged
+    assert any(w.startswith("object graph not read") for w in info.warnings)
+    proc = run_cli("inspect", "--json", str(folder))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # inputs untouched
 
 
 def test_snappy_copies() -> None:

@@ -30,7 +30,7 @@ from ..model import (
     optimizer_state,
 )
 from ..probe import DirProbe, FileProbe
-from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, signed64
+from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, decode_varints, signed64
 from ..source import ByteSource, BytesSource, CachedSource, OpenedSource, open_source, read_exact
 
 _SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
@@ -252,7 +252,9 @@ def _shape(reader: MessageReader) -> tuple[int, ...] | None:
 def _bundle_entry(value: bytes, name: str) -> dict[str, Any]:
     """BundleEntryProto: dtype 1, shape 2, shard_id 3, offset 4, size 5, crc32c 6, slices 7."""
     reader = MessageReader(BytesSource(value, name))
-    entry: dict[str, Any] = {"dtype": 0, "shape": (), "shard": 0, "offset": 0, "size": 0, "slices": 0}
+    entry: dict[str, Any] = {
+        "dtype": 0, "shape": (), "shard": 0, "offset": 0, "size": 0, "crc32c": None, "slices": 0
+    }  # fmt: skip
     for f in reader.fields():
         if f.number == 1 and f.wire_type == VARINT:
             entry["dtype"] = f.value
@@ -260,6 +262,8 @@ def _bundle_entry(value: bytes, name: str) -> dict[str, Any]:
             entry["shape"] = _shape(reader.submessage(f))
         elif f.number in (3, 4, 5) and f.wire_type == VARINT:
             entry[{3: "shard", 4: "offset", 5: "size"}[f.number]] = f.value
+        elif f.number == 6 and f.wire_type == I32:
+            entry["crc32c"] = f.value
         elif f.number == 7:
             entry["slices"] += 1
     return entry
@@ -273,15 +277,18 @@ def _role(key: str) -> str:
     return "weight"
 
 
-def _inspect_variables(folder: Path, info: ModelInfo) -> None:
+def _shard_name(shard: int, num_shards: int) -> str:
+    return f"variables/variables.data-{shard:05d}-of-{num_shards:05d}"
+
+
+def _inspect_variables(folder: Path, info: ModelInfo, graph_file: Path | None = None) -> None:
     index_path = folder / "variables" / "variables.index"
     if not index_path.is_file():
         info.warnings.append("variables/variables.index is missing: the weights cannot be listed")
         return
     info.files.append({"path": "variables/variables.index", "size_bytes": index_path.stat().st_size})
     num_shards = 1
-    shard_sizes: dict[int, int | None] = {}
-    sliced = 0
+    entries: dict[str, dict[str, Any]] = {}
     for raw_key, value in read_table(index_path):
         if raw_key == b"":  # BundleHeaderProto: num_shards 1, endianness 2, version 3
             for f in MessageReader(BytesSource(value, str(index_path))).fields():
@@ -292,11 +299,16 @@ def _inspect_variables(folder: Path, info: ModelInfo) -> None:
             continue
         if raw_key[:1] == b"\x00":  # encoded slice keys of partitioned variables: counted via the parent
             continue
-        key = raw_key.decode("utf-8", "replace")
-        entry = _bundle_entry(value, str(index_path))
-        if key == _OBJECT_GRAPH_KEY:
-            # A serialized TrackableObjectGraph (a DT_STRING blob describing the object tree), not a variable.
-            info.metadata["object_graph_bytes"] = entry["size"]
+        entries[raw_key.decode("utf-8", "replace")] = _bundle_entry(value, str(index_path))
+    # A serialized TrackableObjectGraph (a DT_STRING blob describing the object tree), not a variable.
+    object_graph = entries.pop(_OBJECT_GRAPH_KEY, None)
+    if object_graph is not None:
+        info.metadata["object_graph_bytes"] = object_graph["size"]
+    copies = _variable_copies(folder, graph_file, object_graph, entries, num_shards, info)
+    shard_sizes: dict[int, int | None] = {}
+    sliced = 0
+    for key, entry in entries.items():
+        if key in copies:
             continue
         dtype = tf_dtype_name(entry["dtype"])
         shape = entry["shape"]
@@ -312,12 +324,12 @@ def _inspect_variables(folder: Path, info: ModelInfo) -> None:
                 tensor.nbytes = 0
         else:
             shard = entry["shard"]
+            tensor.file = _shard_name(shard, num_shards)
             if shard not in shard_sizes:
-                data = folder / "variables" / f"variables.data-{shard:05d}-of-{num_shards:05d}"
+                data = folder / tensor.file
                 shard_sizes[shard] = data.stat().st_size if data.is_file() else None
                 if shard_sizes[shard] is None:
                     info.warnings.append(f"data shard {data.name} is missing")
-            tensor.file = f"variables/variables.data-{shard:05d}-of-{num_shards:05d}"
             tensor.offset = entry["offset"]
             size_on_disk = shard_sizes[shard]
             if size_on_disk is not None and entry["offset"] + entry["size"] > size_on_disk:
@@ -330,8 +342,7 @@ def _inspect_variables(folder: Path, info: ModelInfo) -> None:
         info.tensors.append(tensor)
     for shard, size in sorted(shard_sizes.items()):
         if size is not None:
-            name = f"variables/variables.data-{shard:05d}-of-{num_shards:05d}"
-            info.files.append({"path": name, "size_bytes": size})
+            info.files.append({"path": _shard_name(shard, num_shards), "size_bytes": size})
     info.metadata["num_shards"] = num_shards
     if sliced:
         info.warnings.append(f"{sliced} partitioned variable(s): offsets are per slice and not shown")
@@ -345,6 +356,146 @@ def _inspect_variables(folder: Path, info: ModelInfo) -> None:
             counters=_counters(folder, info.tensors),
             top_level_keys=dict.fromkeys(t.name.split("/", 1)[0] for t in info.tensors),
         )
+
+
+# --- one variable, two checkpoint keys ------------------------------------------------------------
+#
+# The checkpoint stores one entry per object-graph node that owns a variable, so a variable reached
+# from several places (a module's `variables`, `trainable_variables` and a layer's own attribute) is
+# one node and one key. Keras 3's Model.export() makes two nodes per variable: its own Variable,
+# tracked under `variables` / `trainable_variables` / `non_trainable_variables`, and the tf.Variable
+# inside it that the endpoint captured, tracked under `_all_variables`. The checkpoint then holds
+# every variable twice, under two keys with two copies of the bytes; tf.saved_model.load restores
+# both, but `.variables` and every function use only the first. Such a copy is recognised from the
+# two object graphs, never from the key's spelling: a variable node no concrete function binds
+# (SavedObjectGraph bound_inputs) whose SavedVariable (name, dtype, shape, trainable) and stored
+# bytes (size and crc32c in the bundle entry) equal those of a node a function does bind.
+
+_MAX_OBJECT_GRAPH = 256 * 1024 * 1024
+_SavedVariable = tuple[str, int, Any, bool]  # name, dtype, shape, trainable
+
+
+def _variable_copies(
+    folder: Path,
+    graph_file: Path | None,
+    object_graph: dict[str, Any] | None,
+    entries: dict[str, dict[str, Any]],
+    num_shards: int,
+    info: ModelInfo,
+) -> set[str]:
+    """Checkpoint keys that hold a second copy of a variable stored under another key."""
+    if object_graph is None or graph_file is None or graph_file.suffix != ".pb" or not graph_file.is_file():
+        return set()
+    try:
+        nodes = _checkpoint_nodes(folder / _shard_name(object_graph["shard"], num_shards), object_graph)
+        variables, bound = saved_object_graph(graph_file)
+    except (OSError, TensorfileError) as exc:
+        reason = exc.message if isinstance(exc, TensorfileError) else str(exc)
+        add_warning(info.warnings, f"object graph not read, variables stored twice are not found: {reason}")
+        return set()
+
+    def identity(key: str) -> tuple[Any, ...] | None:
+        node = nodes.get(key, (-1, ""))[0]
+        entry = entries[key]
+        if node not in variables or entry["crc32c"] is None or variables[node][0] != nodes[key][1]:
+            return None  # not a variable node, no checksum, or the two graphs disagree about it
+        return (*variables[node], entry["dtype"], entry["shape"], entry["size"], entry["crc32c"])
+
+    used: dict[tuple[Any, ...], list[str]] = {}
+    for key in entries:
+        if nodes.get(key, (-1, ""))[0] in bound and (found := identity(key)) is not None:
+            used.setdefault(found, []).append(key)
+    copies: dict[str, str] = {}
+    for key in entries:
+        if nodes.get(key, (-1, ""))[0] not in bound and (found := identity(key)) in used and used[found]:
+            copies[key] = used[found].pop(0)
+    names = {key: nodes[key][1] for key in entries if key in nodes and key not in copies}
+    if names:
+        info.metadata["variable_names"] = names
+    if copies:
+        info.metadata["duplicate_variables"] = {
+            "count": len(copies),
+            "bytes": sum(entries[k]["size"] for k in copies),
+            "copies": copies,
+        }
+    return set(copies)
+
+
+def _checkpoint_nodes(shard: Path, entry: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """checkpoint key -> (object-graph node id, the variable's full name), from the checkpoint's own
+    TrackableObjectGraph: a DT_STRING scalar in the data shard (varint length, a 4-byte checksum of the
+    length, then the serialized proto; nodes 1, attributes 2: full_name 2, checkpoint_key 3)."""
+    if entry["size"] > _MAX_OBJECT_GRAPH:
+        raise FormatError(f"object graph claims {entry['size']} bytes, over the read limit", shard)
+    with open_source(shard) as source:
+        raw = read_exact(source, entry["offset"], entry["size"], "checkpoint object graph")
+    length, pos = _varint(raw, 0, "checkpoint object graph", shard.name)
+    if pos + 4 + length != len(raw):
+        raise FormatError("checkpoint object graph: its string length disagrees with the bundle entry", shard)
+    reader = MessageReader(BytesSource(raw[pos + 4 :], str(shard)))
+    keys: dict[str, tuple[int, str]] = {}
+    nodes = (f for f in reader.fields() if f.number == 1 and f.wire_type == LEN)
+    for node_id, f in enumerate(nodes):
+        node = reader.submessage(f)
+        for g in node.fields():
+            if g.number == 2 and g.wire_type == LEN:
+                attr = node.submessage(g)
+                found = {h.number: attr.string(h) for h in attr.fields() if h.wire_type == LEN}
+                if found.get(3):
+                    keys[str(found[3])] = (node_id, found.get(2) or "")
+    return keys
+
+
+def saved_object_graph(graph_file: Path) -> tuple[dict[int, _SavedVariable], set[int]]:
+    """The first meta graph's SavedObjectGraph (MetaGraphDef field 7): its variable nodes (node id ->
+    SavedVariable name, dtype, shape, trainable) and the node ids its concrete functions bind."""
+    variables: dict[int, _SavedVariable] = {}
+    bound: set[int] = set()
+    with open_source(graph_file) as raw:
+        top = MessageReader(CachedSource(raw))
+        meta = next((top.submessage(f) for f in top.fields() if f.number == 2 and f.wire_type == LEN), None)
+        graphs = [] if meta is None else [meta.submessage(g) for g in meta.fields() if g.number == 7]
+        for graph in graphs[:1]:
+            node_id = 0
+            for f in graph.fields():
+                if f.number == 1 and f.wire_type == LEN:  # SavedObject: variable 7
+                    node = graph.submessage(f)
+                    for g in node.fields():
+                        if g.number == 7 and g.wire_type == LEN:
+                            variables[node_id] = _saved_variable(node.submessage(g))
+                    node_id += 1
+                elif f.number == 2 and f.wire_type == LEN:  # map<string, SavedConcreteFunction>
+                    entry = graph.submessage(f)
+                    _, value = _map_entry(entry)
+                    if value is not None:
+                        bound.update(_bound_inputs(entry.submessage(value)))
+    return variables, bound
+
+
+def _saved_variable(reader: MessageReader) -> _SavedVariable:
+    """SavedVariable: dtype 1, shape 2, trainable 3, name 6."""
+    name, dtype, shape, trainable = "", 0, None, False
+    for f in reader.fields():
+        if f.number == 1 and f.wire_type == VARINT:
+            dtype = f.value
+        elif f.number == 2 and f.wire_type == LEN:
+            shape = _shape(reader.submessage(f))
+        elif f.number == 3 and f.wire_type == VARINT:
+            trainable = bool(f.value)
+        elif f.number == 6 and f.wire_type == LEN:
+            name = reader.string(f) or ""
+    return name, dtype, shape, trainable
+
+
+def _bound_inputs(reader: MessageReader) -> list[int]:
+    """SavedConcreteFunction.bound_inputs (field 2, repeated int32, packed or not)."""
+    out: list[int] = []
+    for f in reader.fields():
+        if f.number == 2 and f.wire_type == VARINT:
+            out.append(f.value)
+        elif f.number == 2 and f.wire_type == LEN:
+            out.extend(decode_varints(reader.payload(f)))
+    return out
 
 
 _COUNTER_NAMES = {
@@ -853,7 +1004,7 @@ def inspect_savedmodel(path: Path, ident: Identification) -> ModelInfo:
         if (folder / extra).is_file():
             info.files.append({"path": extra, "size_bytes": (folder / extra).stat().st_size})
     if (folder / "variables").is_dir():
-        _inspect_variables(folder, info)
+        _inspect_variables(folder, info, graph_file)
     else:
         info.warnings.append("no variables/ folder: the weights, if any, are the graph's Const nodes")
         if graph_file.is_file() and graph_file.suffix == ".pb":
