@@ -144,6 +144,18 @@ def _checkpoint_line(checkpoint: dict[str, Any]) -> str:
     return escape("; ".join(parts))  # names from the file must not read as rich markup
 
 
+def _file_label(model: str, file: str | None) -> str:
+    """A tensor's file as the table shows it: relative to the inspected folder, or the file's name."""
+    if not file:
+        return "-"
+    prefix = model.rstrip("/") + "/"
+    if file == model:
+        file = file.replace("\\", "/").rsplit("/", 1)[-1]
+    elif file.startswith(prefix):
+        file = file[len(prefix) :]
+    return escape(file)
+
+
 def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: int | None) -> None:
     """Summary, structure, quantization, checkpoint, metadata, then the tensor table."""
     from .inspection import collapse_layer_names, group_layers
@@ -195,23 +207,21 @@ def inspect_report(console: Console, info: Any, tensors: Sequence[Any], limit: i
     if tensors:
         shown = tensors if limit is None or limit == 0 else tensors[:limit]
         table = Table(header_style="bold", show_edge=False)
-        for col, justify in (
-            ("name", "left"),
-            ("dtype", "left"),
-            ("shape", "left"),
-            ("params", "right"),
-            ("bytes", "right"),
-            ("offset", "right"),
-        ):
+        many_files = len({t.file for t in tensors}) > 1  # then an offset alone does not say where
+        columns = [("name", "left"), ("dtype", "left"), ("shape", "left"), ("params", "right")]
+        columns += [("bytes", "right"), *([("file", "left")] if many_files else []), ("offset", "right")]
+        for col, justify in columns:
             table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for t in shown:
             offset = "-" if t.offset is None else f"{t.offset:,}"
+            where = [_file_label(str(info.path), t.file)] if many_files else []
             table.add_row(
                 t.name,
                 t.dtype,
                 "×".join(map(str, t.shape)) or "scalar",
                 f"{t.numel:,}",
                 human_bytes(t.nbytes),
+                *where,
                 offset,
             )
         console.print(table)
