@@ -42,6 +42,8 @@ DETAILS: dict[str, dict[str, Any]] = {
     "iris_tree.pmml": {"pmml_version": "4.4"},
     "savedmodel_dense": {"has_variables": True},
     "keras3_export_savedmodel": {"has_variables": True},
+    "onnx_external_data": {"weights_files": ["model.onnx"], "external_data": ["model.onnx.data"]},
+    "onnx_external_per_tensor": {"weights_files": ["model.onnx"]},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import struct
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from tensorfile.identification import identify
 from tensorfile.inspection import inspect
 from tensorfile.model import ModelInfo
 
-from .conftest import CORPUS, HEAVY, ReadCounter, heavy
+from .conftest import CORPUS, HEAVY, ReadCounter, cli_json, heavy, run_cli
 from .pbwire import field as _field
 from .pbwire import varint as _varint
 
@@ -349,6 +350,230 @@ def test_onnx_missing_external_file_and_lying_raw_data(tmp_path: Path) -> None:
     assert sum("nowhere.bin" in w for w in info.warnings) == 1  # the detector's, not repeated
     gone_info = next(t for t in info.tensors if t.name == "gone")
     assert (gone_info.file, gone_info.offset, gone_info.nbytes) == ("nowhere.bin", 0, 8)
+
+
+# ONNX folders whose initializers live in data files, written by onnx.save_model (heavy fixtures): one
+# data file (model.onnx.data, the small tensors inline), and one file per tensor.
+
+ONNX_EXTERNAL = ["onnx_external_data", "onnx_external_per_tensor"]
+
+
+def _onnx_external_truth(name: str) -> dict[str, Any]:
+    return MANIFEST[name]["facts"]
+
+
+def _check_external_report(doc: dict[str, Any], folder: Path, truth: dict[str, Any]) -> None:
+    """inspect's report (to_dict or the CLI's JSON) against what onnx said, bytes included."""
+    import hashlib
+
+    assert doc["format"] == "onnx" and doc["warnings"] == []
+    assert doc["tensor_count"] == truth["initializer_count"] == len(truth["initializers"])
+    assert doc["parameter_count"] == truth["parameter_count"]
+    assert doc["metadata"]["initializer_count"] == truth["initializer_count"]
+    tensors = {t["name"]: t for t in doc["tensors"]}
+    assert list(tensors) == [t["name"] for t in truth["initializers"]]
+    for want in truth["initializers"]:
+        t = tensors[want["name"]]
+        assert (t["dtype"], t["shape"], t["numel"]) == (
+            lookup(want["dtype"]).name,
+            want["shape"],
+            want["numel"],
+        )
+        assert t["nbytes"] == want["nbytes"]
+        external = want["external"]
+        if external is None:  # inline raw_data: in model.onnx itself
+            assert Path(t["file"]) == folder / "model.onnx"
+            path = folder / "model.onnx"
+        else:  # where onnx's ExternalDataInfo says: location, offset, length
+            assert (t["file"], t["offset"], t["nbytes"]) == (
+                external["location"],
+                external["offset"],
+                external["length"],
+            )
+            path = folder / t["file"]
+        assert hashlib.sha256(_read(path, t["offset"], t["nbytes"])).hexdigest() == want["sha256"]
+    sizes = {f["path"]: f["size_bytes"] for f in doc["files"]}
+    assert {k: sizes[k] for k in truth["external_files"]} == truth["external_files"]
+
+
+@pytest.mark.parametrize("name", ONNX_EXTERNAL)
+def test_onnx_external_folder_and_model_identified(name: str) -> None:
+    truth = _onnx_external_truth(name)
+    folder = heavy(name)
+    for path, kind in ((folder, "directory"), (folder / "model.onnx", "file")):
+        result = identify(path)
+        assert (result.format, result.kind, result.confidence) == ("onnx", kind, 1.0), result.reason
+        assert sorted(result.details["external_data"]) == sorted(truth["external_files"])
+        assert result.details["ir_version"] == truth["ir_version"] and not result.warnings
+    assert identify(folder).details["weights_files"] == ["model.onnx"]
+    doc = cli_json("identify", "--json", str(folder))["results"][0]
+    assert (doc["format"], doc["kind"]) == ("onnx", "directory")
+
+
+@pytest.mark.parametrize("name", ONNX_EXTERNAL)
+def test_onnx_external_folder_inspect_matches_onnx(name: str) -> None:
+    truth = _onnx_external_truth(name)
+    folder = heavy(name)
+    info = inspect(folder)
+    assert info.path == str(folder)
+    _check_external_report(info.to_dict(), folder, truth)
+    external = sum(t.file in truth["external_files"] for t in info.tensors)
+    assert external == truth["external_tensor_count"]
+    assert info.tensor_count - external == truth["inline_tensor_count"]
+    # The model file alone reads the same tensors from the same places.
+    assert [t.to_dict() for t in inspect(folder / "model.onnx").tensors] == [
+        t.to_dict() for t in info.tensors
+    ]
+
+
+@pytest.mark.parametrize("name", ONNX_EXTERNAL)
+def test_onnx_external_folder_cli_json(name: str) -> None:
+    folder = heavy(name)
+    _check_external_report(cli_json("inspect", "--json", str(folder)), folder, _onnx_external_truth(name))
+
+
+def _external_copy(tmp_path: Path, name: str = "onnx_external_data") -> Path:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(heavy(name), folder)
+    return folder
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.parent.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def _inspect_cli(folder: Path) -> dict[str, Any]:
+    """inspect through the library and the CLI: the same report, exit 0, no traceback, inputs untouched."""
+    before = _snapshot(folder)
+    info = inspect(folder)
+    proc = run_cli("inspect", "--json", str(folder))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["warnings"] == info.warnings and doc["tensor_count"] == info.tensor_count
+    assert _snapshot(folder) == before
+    return doc
+
+
+def test_onnx_external_truncated_data_file_names_the_tensor(tmp_path: Path) -> None:
+    folder = _external_copy(tmp_path)
+    truth = _onnx_external_truth("onnx_external_data")
+    where = {t["name"]: t["external"] for t in truth["initializers"] if t["external"]}
+    proj = where["proj.weight"]
+    cut = proj["offset"] + proj["length"] // 2  # embedding.table still fits, proj.weight does not
+    with (folder / "model.onnx.data").open("r+b") as fh:
+        fh.truncate(cut)
+    doc = _inspect_cli(folder)
+    assert doc["tensor_count"] == truth["initializer_count"]
+    assert doc["warnings"] == [
+        f"tensor 'proj.weight' data [{proj['offset']}, {proj['offset'] + proj['length']}) lies past the end "
+        f"of model.onnx.data ({cut} bytes)"
+    ]
+    assert {"path": "model.onnx.data", "size_bytes": cut} in doc["files"]
+
+
+def test_onnx_external_missing_data_file_names_the_tensors(tmp_path: Path) -> None:
+    folder = _external_copy(tmp_path)
+    (folder / "model.onnx.data").unlink()
+    result = identify(folder)
+    assert (result.format, result.kind) == ("onnx", "directory")
+    message = (
+        "external data 'model.onnx.data' is missing: no data for 2 tensors ('embedding.table', 'proj.weight')"
+    )
+    assert result.warnings == [message]
+    doc = _inspect_cli(folder)
+    assert doc["warnings"] == [message]  # said once, by the detector; inspect does not repeat it
+    assert {"path": "model.onnx.data", "size_bytes": 0, "problem": "missing"} in doc["files"]
+    assert doc["tensor_count"] == _onnx_external_truth("onnx_external_data")["initializer_count"]
+
+
+def _relocate(folder: Path, tensor: str, location: str) -> None:
+    """Point one initializer's external data somewhere else, editing the copy with onnx itself."""
+    import onnx
+
+    model = onnx.load(folder / "model.onnx", load_external_data=False)
+    target = next(t for t in model.graph.initializer if t.name == tensor)
+    for entry in target.external_data:
+        if entry.key == "location":
+            entry.value = location
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize("how", ["dotdot", "nested-dotdot", "absolute", "backslash", "symlink"])
+def test_onnx_external_location_outside_the_folder_is_not_followed(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorfile.scan.scanner import scan_file
+
+    folder = _external_copy(tmp_path, "onnx_external_per_tensor")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"s" * 48)
+    location = {
+        "dotdot": "../secret.bin",
+        "nested-dotdot": "sub/../../secret.bin",
+        "absolute": str(secret),
+        "backslash": "..\\secret.bin",
+        "symlink": "dense.weight",
+    }[how]
+    if how == "symlink":
+        (folder / "dense.weight").unlink()
+        (folder / "dense.weight").symlink_to(secret)
+    else:
+        _relocate(folder, "dense.weight", location)
+    problem = "is a symbolic link to outside" if how == "symlink" else "points outside"
+    warning = f"external data {location!r} {problem} the model folder, not followed: "
+    warning += "no data for tensor 'dense.weight'"
+    assert identify(folder).warnings == [warning]
+    doc = _inspect_cli(folder)
+    assert doc["warnings"] == [warning]
+    assert {"path": location, "size_bytes": 0, "problem": "link" if how == "symlink" else "outside"} in doc[
+        "files"
+    ]
+    dense = next(t for t in doc["tensors"] if t["name"] == "dense.weight")
+    assert (dense["file"], dense["nbytes"]) == (location, 48)  # where the model says it lives
+    rules = {f.rule for f in scan_file(folder / "model.onnx").findings}
+    assert "onnx-external-path" in rules
+    touched: list[str] = []  # every file identify and inspect open or stat (os.lstat of links aside)
+    for name in ("open", "stat"):
+        real = getattr(os, name)
+        monkeypatch.setattr(
+            os, name, lambda p, *a, _real=real, **k: touched.append(str(p)) or _real(p, *a, **k)
+        )
+    identify(folder)
+    inspect(folder)
+    assert str(folder / "model.onnx") in touched
+    assert not [p for p in touched if os.path.realpath(p) == str(secret)]  # never opened, nor its size asked
+
+
+@pytest.mark.parametrize(
+    ("location", "outside"),
+    [
+        ("model.onnx.data", False),
+        ("./weights/a.bin", False),
+        ("sub/../a.bin", False),  # onnx accepts it: it stays in the folder
+        ("../a.bin", True),
+        ("sub/../../a.bin", True),
+        ("/etc/passwd", True),
+        ("..\\..\\a.bin", True),
+        ("C:\\a.bin", True),
+        ("\\\\server\\share\\a.bin", True),
+    ],
+)
+def test_onnx_escapes_follows_onnx_rule(location: str, outside: bool) -> None:
+    from tensorfile.formats.onnx import escapes
+
+    assert escapes(location) is outside
+
+
+def test_onnx_external_folder_with_corrupt_model_is_a_clean_error(tmp_path: Path) -> None:
+    folder = _external_copy(tmp_path)
+    data = (folder / "model.onnx").read_bytes()
+    (folder / "model.onnx").write_bytes(data[: len(data) // 3])
+    for path in (folder, folder / "model.onnx"):
+        proc = run_cli("inspect", str(path))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
 
 
 def test_onnx_packed_and_string_sizes_match_numpy_helper(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
+import re
 from collections import Counter
 from collections.abc import Iterator
 from math import prod
@@ -9,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..dtypes import UnknownDType, lookup, padded_nbytes
-from ..errors import FormatError
+from ..errors import FormatError, TensorfileError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, add_warning
-from ..probe import FileProbe
+from ..probe import DirProbe, FileProbe
 from ..protowire import I32, I64, LEN, VARINT, Field, MessageReader, decode_varint, decode_varints, signed64
 from ..source import ByteSource, CachedSource, open_source, read_exact
 
@@ -30,7 +33,7 @@ _MODEL_FIELDS = {
     25: LEN,
 }
 _GRAPH_INITIALIZER = 5
-_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 13, 14
+_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
 MAX_INITIALIZERS_WALKED = 100_000
 
 
@@ -68,19 +71,57 @@ def detect_file(probe: FileProbe) -> Detection | None:
     try:
         external = _external_locations(Message(probe.source, graph.offset, graph.end))
     except FormatError as exc:
-        external = []
+        external = {}
         warnings.append(f"graph could not be walked: {exc.message}")
     if external:
-        details["external_data"] = external
-        missing = [loc for loc in external if not (probe.path.parent / loc).is_file()]
-        escaping = [loc for loc in external if _escapes(loc)]
+        details["external_data"] = list(external)
         evidence.append(f"initializers with external data in {len(external)} file(s)")
-        if missing:
-            warnings.append(f"external data file(s) missing: {', '.join(missing[:3])}")
-        if escaping:
-            warnings.append(f"external data path(s) escape the model folder: {', '.join(escaping[:3])}")
+        for location, names in external.items():
+            problem = data_file(probe.path.parent, location)[1]
+            if problem:
+                add_warning(warnings, external_problem(location, problem, names))
     confidence = CERTAIN if opsets else STRONG
     return Detection("onnx", confidence if "ir_version" in details else LIKELY, evidence, details, warnings)
+
+
+_MAX_FOLDER_MODELS = 16
+
+
+def detect_dir(probe: DirProbe) -> Detection | None:
+    """A folder holding one ONNX model whose initializers live in data files beside it (model.onnx +
+    model.onnx.data, or one file per tensor). The model is found by content among the .onnx files."""
+    names = probe.matching(".onnx")
+    if not names or len(names) > _MAX_FOLDER_MODELS:
+        return None
+    models: list[tuple[str, Detection]] = []
+    for name in names:
+        try:
+            file_probe = FileProbe(probe.path / name)
+        except (TensorfileError, OSError):
+            continue
+        try:
+            found = detect_file(file_probe)
+        except (TensorfileError, OSError, ValueError):
+            found = None
+        finally:
+            file_probe.close()
+        if found is not None:
+            models.append((name, found))
+    if len(models) != 1 or not models[0][1].details.get("external_data"):
+        return None  # several models (use -r), or one without data files (a plain model folder)
+    name, model = models[0]
+    files = model.details["external_data"]
+    shown = ", ".join(files[:3]) + ("…" if len(files) > 3 else "")
+    return Detection(
+        "onnx",
+        model.confidence,
+        [
+            f"{name}: an ONNX model whose initializers live in {len(files)} data file(s): {shown}",
+            *model.evidence,
+        ],
+        {"weights_files": [name], **model.details},
+        model.warnings,
+    )
 
 
 def _opsets(reader: MessageReader, fields: list[Field]) -> dict[str, int] | None:
@@ -100,9 +141,10 @@ def _opsets(reader: MessageReader, fields: list[Field]) -> dict[str, int] | None
     return opsets
 
 
-def _external_locations(graph: Message) -> list[str]:
-    """Files named by initializers stored outside the model (data_location = EXTERNAL)."""
-    locations: list[str] = []
+def _external_locations(graph: Message) -> dict[str, list[str]]:
+    """Files named by initializers stored outside the model (data_location = EXTERNAL), each with the
+    names of the initializers it holds."""
+    locations: dict[str, list[str]] = {}
     walked = 0
     for number, wire, offset, length in graph.fields():
         if number != _GRAPH_INITIALIZER or wire != LEN:
@@ -113,22 +155,63 @@ def _external_locations(graph: Message) -> list[str]:
         tensor = graph.sub(offset, length)
         location = None
         external = False
+        name = ""
         for t_number, t_wire, t_offset, t_value in tensor.fields():
             if t_number == _TENSOR_DATA_LOCATION and t_wire == VARINT:
                 external = t_value == 1
+            elif t_number == _TENSOR_NAME and t_wire == LEN:
+                name = tensor.text(t_offset, t_value, limit=256)
             elif t_number == _TENSOR_EXTERNAL_DATA and t_wire == LEN:
                 entry = tensor.sub(t_offset, t_value)
                 kv = {e[0]: entry.text(e[2], e[3]) for e in entry.fields() if e[1] == LEN and e[0] in (1, 2)}
                 if kv.get(1) == "location":
                     location = kv.get(2)
-        if external and location and location not in locations:
-            locations.append(location)
+        if external and location:
+            locations.setdefault(location, []).append(name)
     return locations
 
 
-def _escapes(location: str) -> bool:
-    path = Path(location)
-    return path.is_absolute() or ".." in path.parts
+def escapes(location: str) -> bool:
+    """Whether an external-data location leaves the model's folder, by onnx's own rule (absolute, or
+    climbing out with `..` once normalised); Windows separators and drive letters count too, since the
+    same model may be loaded there."""
+    text = location.replace("\\", "/")
+    if text.startswith("/") or re.match(r"[A-Za-z]:", text):
+        return True
+    normal = posixpath.normpath(text)
+    return normal == ".." or normal.startswith("../")
+
+
+def data_file(folder: Path | Any, location: str) -> tuple[Path | Any | None, str | None]:
+    """(the data file, None), or (None, "outside" | "link" | "missing"). A location outside the folder,
+    also through a symbolic link ("link"), is never followed: not even its size is asked."""
+    if escapes(location):
+        return None, "outside"
+    target = folder / location
+    try:
+        if isinstance(target, Path):  # local: resolve links before touching the target
+            base = os.path.realpath(folder)
+            if os.path.commonpath([base, os.path.realpath(target)]) != base:
+                return None, "link"
+        return (target, None) if target.is_file() else (None, "missing")
+    except (OSError, ValueError):  # an unreadable folder, a NUL byte in the location
+        return None, "missing"
+
+
+_PROBLEMS = {
+    "outside": "points outside the model folder, not followed",
+    "link": "is a symbolic link to outside the model folder, not followed",
+    "missing": "is missing",
+}
+
+
+def external_problem(location: str, problem: str, tensors: list[str]) -> str:
+    """One line naming the data file, what is wrong with it and the tensors whose data it holds."""
+    names = ", ".join(repr(n) for n in tensors[:3]) + (
+        f" and {len(tensors) - 3} more" if len(tensors) > 3 else ""
+    )
+    what = f"tensor {names}" if len(tensors) == 1 else f"{len(tensors)} tensors ({names})"
+    return f"external data {location!r} {_PROBLEMS.get(problem, problem)}: no data for {what}"
 
 
 # --- inspect --------------------------------------------------------------------------------------
@@ -268,7 +351,8 @@ class _OnnxWalk:
         self.op_types: Counter[str] = Counter()
         self.node_count = 0
         self.subgraph_count = 0
-        self.external_files: dict[str, int | None] = {}  # location -> size (None: missing/escaping)
+        self.external_files: dict[str, tuple[int | None, str | None]] = {}  # location -> (size, problem)
+        self.external_tensors: dict[str, list[str]] = {}  # location -> names of the tensors it holds
         self._deep_warned = False
 
     def warn(self, message: str) -> None:
@@ -487,6 +571,7 @@ class _OnnxWalk:
         if offset < 0 or (size is not None and size < 0):
             self.warn(f"tensor {name!r} has a negative external offset or length")
             return location, None, expected
+        self.external_tensors.setdefault(location, []).append(name)
         file_size = self._external_size(location)
         if file_size is not None and size is not None and offset + size > file_size:
             self.warn(
@@ -497,15 +582,12 @@ class _OnnxWalk:
 
     def _external_size(self, location: str) -> int | None:
         if location not in self.external_files:
-            size = None
-            if not _escapes(location):  # never stat files outside the model's folder
-                target = self.path.parent / location
-                try:
-                    size = target.stat().st_size if target.is_file() else None
-                except OSError:
-                    size = None
-            self.external_files[location] = size
-        return self.external_files[location]
+            target, problem = data_file(self.path.parent, location)
+            try:
+                self.external_files[location] = (target.stat().st_size, None) if target else (None, problem)
+            except OSError:
+                self.external_files[location] = None, "missing"
+        return self.external_files[location][0]
 
     def sparse(self, msg: Message, role: str, name: str | None = None) -> list[str]:
         """A SparseTensorProto stores two tensors, its values and their indices."""
@@ -632,11 +714,13 @@ def inspect_onnx(path: Path, ident: Identification) -> ModelInfo:
     info.warnings = walk.warnings
     info.files.append({"path": str(path), "size_bytes": size})
     known = set(ident.details.get("external_data", []))
-    for location, ext_size in walk.external_files.items():
-        info.files.append({"path": location, "size_bytes": ext_size or 0})
-        if ext_size is None and location not in known and not _escapes(location):
-            # The detector warned about missing files named by top-level initializers only.
-            info.warnings.append(f"external data file missing: {location}")
+    for location, (ext_size, problem) in walk.external_files.items():
+        if problem is None:
+            info.files.append({"path": location, "size_bytes": ext_size or 0})
+            continue
+        info.files.append({"path": location, "size_bytes": 0, "problem": problem})
+        if location not in known:  # the detector named the files of top-level initializers only
+            add_warning(info.warnings, external_problem(location, problem, walk.external_tensors[location]))
     return info
 
 

@@ -67,6 +67,7 @@ DIR_DETECTORS: tuple[DirDetector, ...] = (
     hf.detect_quantized_dir,
     safetensors.detect_dir,
     keras.detect_dir,
+    onnx.detect_dir,  # after the HF folders: a repo with safetensors and an ONNX export is theirs
 )
 
 

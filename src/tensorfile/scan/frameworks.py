@@ -179,14 +179,10 @@ _ONNX_DOMAINS = frozenset(
 def check_onnx(details: dict[str, Any], path: Path) -> list[Finding]:
     """External data that escapes the model folder; custom-op domains that need native code."""
     findings: list[Finding] = []
+    from ..formats.onnx import data_file
+
     for location in details.get("external_data", []) or []:
-        p = Path(location)
-        if (
-            p.is_absolute()
-            or ".." in p.parts
-            or location.startswith(("\\", "/"))
-            or re.match(r"^[A-Za-z]:", location)
-        ):
+        if data_file(path.parent, location)[1] in ("outside", "link"):
             findings.append(
                 Finding(
                     "onnx-external-path",
