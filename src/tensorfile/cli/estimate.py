@@ -38,6 +38,11 @@ from .common import _choice, _console, _fail, _print_json, json_option
 )
 @click.option("--gen-tokens", type=int, default=256, show_default=True, help="Tokens generated (inference).")
 @click.option(
+    "--target-len",
+    type=int,
+    help="Training an encoder-decoder: the target (decoder) length (default --seq-len).",
+)
+@click.option(
     "--kv-dtype", help="KV cache dtype: fp16|bf16|fp8|int8|int4|q8_0|q4_0 (default: compute dtype)."
 )
 @click.option("--grad-ckpt/--no-grad-ckpt", default=False, show_default=True, help="Gradient checkpointing.")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .lengths import target_length
 from .run import RunSpec
 from .spec import ModelSpec
 
@@ -27,7 +28,9 @@ def layer_activation_bytes(
     h, a, width = spec.hidden_size, spec.attn_width, spec.active_mlp_width
     terms: dict[str, float] = {}
     # RMSNorm keeps its input in fp32 (4 B); a trainable norm weight also keeps the normalised value.
-    norm = 4 * h + (0 if frozen else residual * h)
+    # nn.LayerNorm keeps only its input (with per-token mean and rstd): its output is the next
+    # layer's input, counted there.
+    norm = residual * h if spec.layer_norm else 4 * h + (0 if frozen else residual * h)
     terms["norms"] = 2 * norm
     quant_inputs = frozen and run.weights in INPUT_SAVING_WEIGHTS
     if not frozen:  # inputs of q/k/v, o, gate/up and down projections for their weight gradients
@@ -37,8 +40,11 @@ def layer_activation_bytes(
         terms["quantized layer inputs"] = c * (h + a + h + width)
     # attention kernel keeps q, k, v (k, v repeated to all heads) and its output
     terms["attention"] = c * (a + 2 * a + a)
-    if not run.flash_attn:  # eager: fp32 softmax output and its 16-bit copy, per head, s × s
-        terms["attention scores"] = (4 + c) * spec.heads * seq
+    if not run.flash_attn:  # eager: the softmax output per head, s × s: fp32 and its 16-bit copy
+        # where the model upcasts (Llama, T5), one tensor in the compute dtype where it does not
+        # (BERT, BART, Whisper, ViT; measured: tests/data/family_memory.json)
+        per_score = 4 + c if spec.softmax_fp32 else c
+        terms["attention scores"] = per_score * spec.heads * seq
     # SwiGLU keeps the gate output (for SiLU), the SiLU output and the up output (for the product);
     # a plain MLP keeps the up output for its activation (the activation's output is the down
     # projection's input, counted with the linear inputs when that layer keeps it)
@@ -46,7 +52,8 @@ def layer_activation_bytes(
     if run.method in ("lora", "qlora"):
         # per token: each wrapped layer's input, dropped out into a copy (+ its mask) for LoRA A;
         # without dropout LoRA A keeps the layer's own input, already kept by a bitsandbytes layer
-        per_token = sum(fan_in * n for fan_in, _, n in spec.lora_modules(run.lora_targets)) / spec.layers
+        blocks = spec.layers + spec.encoder_layers  # an encoder-decoder's LoRA layers spread over both
+        per_token = sum(fan_in * n for fan_in, _, n in spec.lora_modules(run.lora_targets)) / blocks
         kept = c + 1 if run.lora_dropout else (0 if quant_inputs else c)
         terms["lora inputs"] = kept * per_token
     total = b * seq * sum(terms.values())
@@ -60,13 +67,74 @@ def layer_activation_bytes(
     return total, formula
 
 
+def _cross_attention_bytes(
+    spec: ModelSpec, run: RunSpec, s_dec: int, s_enc: int, frozen: bool, residual: float
+) -> float:
+    """What one decoder layer's cross-attention keeps: its norm's input, q and the output for the
+    decoder's tokens (and, trained, the q/o inputs), k and v of the encoder output; eager
+    attention also its s_dec × s_enc scores."""
+    b, c, h, a = run.batch, run.compute_bytes, spec.hidden_size, spec.attn_width
+    per_token = 4 * h + c * 2 * a + (0 if frozen else residual * h + c * (h + a))
+    kept = b * (s_dec * per_token + s_enc * c * 2 * spec.kv_width)
+    if not run.flash_attn:
+        kept += b * (4 + c) * spec.heads * s_dec * s_enc
+    return kept
+
+
+def _stacks(
+    spec: ModelSpec, run: RunSpec, seq: int, frozen: bool, residual: float
+) -> list[tuple[str, int, int, float, str]]:
+    """(stack, layers, sequence, bytes per layer, formula) for each stack the model trains through."""
+    if spec.family == "decoder":
+        per_layer, formula = layer_activation_bytes(spec, run, seq, frozen, residual)
+        return [("decoder", spec.layers, seq, per_layer, formula)]
+    s_enc = spec.encoder_seq or (min(seq, spec.max_positions) if spec.max_positions else seq)
+    if spec.family in ("encoder", "vision"):
+        per_layer, formula = layer_activation_bytes(spec, run, s_enc, frozen, residual)
+        return [("encoder", spec.layers, s_enc, per_layer, formula)]
+    s_dec = target_length(spec, run)
+    enc, enc_formula = layer_activation_bytes(spec, run, s_enc, frozen, residual)
+    dec, dec_formula = layer_activation_bytes(spec, run, s_dec, frozen, residual)
+    dec += _cross_attention_bytes(spec, run, s_dec, s_enc, frozen, residual)
+    return [
+        ("encoder", spec.encoder_layers, s_enc, enc, enc_formula),
+        (
+            "decoder",
+            spec.layers,
+            s_dec,
+            dec,
+            dec_formula + " + cross-attention (norm input, q, output, k/v of the encoder output)",
+        ),
+    ]
+
+
 def training_activations(
     spec: ModelSpec, run: RunSpec, seq: int, frozen: bool, residual: float
 ) -> tuple[float, float, str]:
     """(all layers' saved activations at the end of the forward pass, one layer's, formula)."""
-    per_layer, formula = layer_activation_bytes(spec, run, seq, frozen, residual)
+    stacks = _stacks(spec, run, seq, frozen, residual)
+    if len(stacks) > 1 or stacks[0][0] != "decoder":  # encoders, encoder-decoders: per stack
+        return _stacked_activations(stacks, spec, run, residual)
+    per_layer, formula = stacks[0][3], stacks[0][4]
     if run.grad_ckpt:
         # transformers checkpoints each decoder layer: only its input stays, one layer is recomputed
         kept = spec.layers * residual * run.batch * seq * spec.hidden_size
         return kept + per_layer, per_layer, f"L·b·s·h·{residual:g} (layer inputs) + one layer {formula}"
     return spec.layers * per_layer, per_layer, f"L × {formula}"
+
+
+def _stacked_activations(
+    stacks: list[tuple[str, int, int, float, str]], spec: ModelSpec, run: RunSpec, residual: float
+) -> tuple[float, float, str]:
+    one_layer = max(per_layer for _, layers, _, per_layer, _ in stacks if layers)
+    if run.grad_ckpt:
+        kept = sum(layers * residual * run.batch * s * spec.hidden_size for _, layers, s, _, _ in stacks)
+        what = " + ".join(
+            f"{name} {layers}·b·{s}·h·{residual:g}" for name, layers, s, _, _ in stacks if layers
+        )
+        return kept + one_layer, one_layer, f"layer inputs ({what}) + the largest layer recomputed"
+    total = sum(layers * per_layer for _, layers, _, per_layer, _ in stacks)
+    what = "; ".join(
+        f"{name}: {layers} × (s={s}) {formula}" for name, layers, s, _, formula in stacks if layers
+    )
+    return total, one_layer, what

@@ -23,6 +23,24 @@ def _kv_cache(spec: ModelSpec, run: RunSpec, tokens: int) -> tuple[float, str]:
     return total, formula
 
 
+def forward_transients(spec: ModelSpec, run: RunSpec, s: int) -> tuple[float, str]:
+    """One layer's transient tensors in a forward pass over s tokens (no autograd, freed per layer)."""
+    b, c = run.batch, run.compute_bytes
+    h, a, width = spec.hidden_size, spec.attn_width, spec.active_mlp_width
+    attn = b * s * c * (h + 3 * a + 2 * a)  # normed input, q/k/v (k, v repeated), output
+    if not run.flash_attn:
+        attn += b * spec.heads * s * s * (4 + c)  # scores, fp32 softmax
+    mlp_mats = 3 if spec.gated_mlp else 2
+    mlp = b * s * c * (mlp_mats * width + h)
+    residual = 2 * b * s * h * c
+    scores = "" if run.flash_attn else " + b·heads·s²·(4+c)"
+    formula = (
+        f"one layer at a time: 2·b·s·h·c + max(attention b·s·c·(h+5a){scores}, "
+        f"MLP b·s·c·({mlp_mats}I+h)) with b={b}, s={s}, h={h}, a={a}, I={width}, c={c:g}"
+    )
+    return residual + max(attn, mlp), formula
+
+
 def _split(value: float, run: RunSpec) -> float:
     return value / run.gpus
 
@@ -36,14 +54,7 @@ def inference_peak(spec: ModelSpec, run: RunSpec) -> Peak:
     tokens = s + run.gen_tokens
     kv_full, kv_formula = _kv_cache(spec, run, tokens)
     kv_prompt, _ = _kv_cache(spec, run, s)
-    # Prefill: one layer's transient tensors for the whole prompt (no autograd, freed per layer).
-    h, a, width = spec.hidden_size, spec.attn_width, spec.active_mlp_width
-    attn = b * s * c * (h + 3 * a + 2 * a)  # normed input, q/k/v (k, v repeated), output
-    if not run.flash_attn:
-        attn += b * spec.heads * s * s * (4 + c)  # scores, fp32 softmax
-    mlp = b * s * c * ((3 if spec.gated_mlp else 2) * width + h)
-    residual = 2 * b * s * h * c
-    act_prefill = residual + max(attn, mlp)
+    act_prefill, act_formula = forward_transients(spec, run, s)
     logit_tokens = s if run.logits == "all" else 1
     logits_prefill = b * logit_tokens * spec.vocab_size * (c + 4)  # logits, then their fp32 copy
     dequant = 0.0
@@ -66,16 +77,9 @@ def inference_peak(spec: ModelSpec, run: RunSpec) -> Peak:
     parts = [weights]
     if prefill >= decode:
         phase = "prompt processing (prefill)"
-        scores = "" if run.flash_attn else " + b·heads·s²·(4+c)"
-        mlp_mats = 3 if spec.gated_mlp else 2
         parts += [
             Part("KV cache", _split(kv_prompt, run), kv_formula.replace(f"{tokens} tokens", f"{s} tokens")),
-            Part(
-                "activations",
-                _split(act_prefill, run),
-                f"one layer at a time: 2·b·s·h·c + max(attention b·s·c·(h+5a){scores}, "
-                f"MLP b·s·c·({mlp_mats}I+h)) with b={b}, s={s}, h={h}, a={a}, I={width}, c={c:g}",
-            ),
+            Part("activations", _split(act_prefill, run), act_formula),
             Part(
                 "logits",
                 logits_prefill,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .breakdown import GIB, MIB, Part, Peak
+from .encoder_peaks import encoder_peak, family_rule, seq2seq_peak
 from .inference import inference_peak, llama_cpp_peak
 from .run import RunSpec
 from .spec import ModelSpec
@@ -49,24 +50,38 @@ class MemoryEstimate(Peak):
         return estimate(self.model, replace(self.run, counter=counter)).per_gpu_bytes
 
 
+_CHURNING = ("activations", "logits", "optimizer step temporaries", "KV cache", "dequantized weights")
+_CHURNING += ("encoder output", "output")
+
+
 def _margin_bytes(parts: list[Part]) -> float:
-    churn = sum(
-        p.bytes
-        for p in parts
-        if p.name
-        in ("activations", "logits", "optimizer step temporaries", "KV cache", "dequantized weights")
-    )
+    churn = sum(p.bytes for p in parts if p.name in _CHURNING)
     return ALLOCATOR_CHURN_SHARE * churn + 2 * MIB
 
 
 def estimate(spec: ModelSpec, run: RunSpec) -> MemoryEstimate:
     """Peak memory of one GPU."""
+    eager_note = None
+    if spec.eager_attention and run.flash_attn and run.resolved_engine == "transformers":
+        run = replace(run, flash_attn=False)
+        eager_note = (
+            "transformers runs this model type with eager attention only (no SDPA or FlashAttention "
+            "kernel): its attention scores are counted whatever --flash-attn says"
+        )
     if run.training:
         peak = training_peak(spec, run)
+    elif spec.family in ("encoder", "vision"):
+        peak = encoder_peak(spec, run)
+    elif spec.family == "encoder-decoder":
+        peak = seq2seq_peak(spec, run)
     elif run.resolved_engine == "llama.cpp":
         peak = llama_cpp_peak(spec, run)
     else:
         peak = inference_peak(spec, run)
+    if spec.family != "decoder" and run.training:
+        peak.notes.insert(0, family_rule(spec, training=True))
+    if eager_note:
+        peak.notes.append(eager_note)
     result = MemoryEstimate(
         parts=peak.parts,
         phase=peak.phase,

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .breakdown import GIB
+from .encoder_peaks import family_rule
 from .gpus import GPU, fits, max_batch, max_context
 from .memory import MemoryEstimate
 from .quick import QuickRow, quick_table
@@ -49,6 +50,7 @@ class EstimateReport:
             "fits": self.fits,
             "quick": [asdict(r) | {"low": int(r.low), "high": int(r.high)} for r in self.quick],
             "notes": [*spec.notes, *est.notes],
+            "family_rule": family_rule(spec, est.run.training),
         }
         if self.facts:
             data["file"] = {k: v for k, v in self.facts.items() if k != "quantization"}
@@ -138,6 +140,7 @@ def render_estimate(console: Any, report: EstimateReport, explain: bool = False)
         )
     console.print(table)
     if explain:
+        console.print(Text.assemble(("family ", "bold"), family_rule(spec, run.training)))
         console.print(Text("formulas", style="bold"))
         for part in est.parts:
             console.print(f"  {part.name}: {part.formula}")
@@ -146,7 +149,8 @@ def render_estimate(console: Any, report: EstimateReport, explain: bool = False)
     if est.host_bytes:
         console.print(f"host memory: {_gib(est.host_bytes)}")
     for note in [*spec.notes, *est.notes]:
-        console.print(Text(f"note: {note}", style="dim"))
+        if not (explain and note == family_rule(spec, run.training)):  # printed above as "family"
+            console.print(Text(f"note: {note}", style="dim"))
 
     quick = Table(title="seed rules beside the detailed estimate", title_justify="left")
     quick.add_column("setting")

@@ -49,6 +49,7 @@ class RunSpec:
     grad_accum: int = 1  # train: micro-batches whose gradients accumulate before an optimizer step
     seq_len: int = 2048  # prompt tokens (inference) or sequence length (training)
     gen_tokens: int = 256  # inference only
+    target_len: int = 0  # training an encoder-decoder: the decoder's (target) length; 0: seq_len
     kv_dtype: str | None = None  # None: the compute dtype
     grad_ckpt: bool = False
     flash_attn: bool = True  # FlashAttention / SDPA memory-efficient kernels (transformers' default)
@@ -161,8 +162,8 @@ def make_run(**settings: Any) -> RunSpec:
     for name in ("batch", "seq_len", "gpus", "grad_accum"):
         if int(getattr(run, name)) < 1:
             raise RunError(f"--{name.replace('_', '-')} must be at least 1")
-    if run.gen_tokens < 0 or run.virtual_tokens < 0 or run.lora_r < 1:
-        raise RunError("--gen-tokens and --virtual-tokens must be >= 0, --lora-r >= 1")
+    if run.gen_tokens < 0 or run.virtual_tokens < 0 or run.lora_r < 1 or run.target_len < 0:
+        raise RunError("--gen-tokens, --target-len and --virtual-tokens must be >= 0, --lora-r >= 1")
     if run.prompt_encoder != "none" and run.method != "prompt":
         raise RunError("--prompt-encoder (P-tuning) goes with --method prompt")
     if run.encoder_hidden < 0:

@@ -57,6 +57,12 @@ class ModelSpec:
     encoder_layers: int = 0
     encoder_seq: int = 0  # a fixed encoder length (Whisper's frames, ViT's patches); 0: the input's
     head: str = "lm"  # lm | base | classifier | token | qa | pretraining: what sits on top
+    # transformers has no SDPA/FlashAttention path for it (T5's position bias, BLOOM's ALiBi, GPT-J):
+    # attention scores are materialised whatever --flash-attn says
+    eager_attention: bool = False
+    layer_norm: bool = False  # nn.LayerNorm (BERT, GPT-2...): keeps its input only; else RMSNorm-style
+    softmax_fp32: bool = True  # eager attention upcasts its softmax to fp32 (Llama, T5; not BERT, BART)
+    max_positions: int = 0  # learned absolute positions (BERT, BART, Whisper's decoder): the longest input
     params: int = 0  # total parameters as stored (0: computed from the shapes)
     source: str = "shapes"
     shapes_assumed: bool = False  # True when the shapes were filled from a reference model, not read
@@ -332,6 +338,10 @@ def spec_from_shapes(name: str, shape: dict[str, Any], params: int, source: str 
         encoder_layers=positive_int(shape.get("encoder_layers")) or 0,
         encoder_seq=positive_int(shape.get("encoder_seq")) or 0,
         head=str(shape.get("head") or "lm"),
+        max_positions=positive_int(shape.get("max_positions")) or 0,
+        eager_attention=bool(shape.get("eager_attention", False)),
+        layer_norm=bool(shape.get("layer_norm", False)),
+        softmax_fp32=bool(shape.get("softmax_fp32", True)),
         params=params,
         source=source,
     )

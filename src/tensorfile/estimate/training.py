@@ -3,8 +3,11 @@ step, besides the weights and optimizer states, and which of these moments is th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .activations import training_activations
 from .breakdown import Part, Peak
+from .lengths import encoder_length, target_length
 from .run import RunSpec
 from .spec import ModelSpec
 from .training_states import TrainingStates, full_states, peft_states, shard_states
@@ -27,7 +30,7 @@ def _deepspeed_buckets(st: TrainingStates, run: RunSpec, shard: str) -> tuple[fl
     return run.ds_bucket * st.gather_bytes, f"reduce bucket {run.ds_bucket:.0e} × {st.gather_bytes:g} B"
 
 
-def _loss_logits(spec: ModelSpec, run: RunSpec, seq: int, deepspeed: bool) -> tuple[float, str]:
+def loss_logits(spec: ModelSpec, run: RunSpec, seq: int, deepspeed: bool) -> tuple[float, str]:
     """Logits and the loss's tensors for one micro-batch.
 
     16-bit logits, their fp32 copy, the log-softmax and its gradient; without the upcast (older
@@ -36,6 +39,12 @@ def _loss_logits(spec: ModelSpec, run: RunSpec, seq: int, deepspeed: bool) -> tu
     DeepSpeed's fp16/bf16 casts the model instead of autocasting.
     """
     c = run.compute_bytes
+    if spec.head not in ("lm", "pretraining") or not spec.vocab_size:
+        return 0.0, "a classification head: b × labels logits, negligible"
+    if spec.family == "encoder-decoder":
+        seq = target_length(spec, run)  # the decoder's tokens carry the loss
+    elif spec.family == "encoder":
+        seq = encoder_length(spec, replace(run, seq_len=seq))  # masked-LM logits for every token
     autocast = run.precision == "amp" and not deepspeed
     per_logit = 2 * c + 8 if run.loss_upcast or autocast else 4 * c
     logits = run.batch * seq * spec.vocab_size * per_logit
@@ -74,7 +83,7 @@ def training_peak(spec: ModelSpec, run: RunSpec) -> Peak:
     # (zero/linear.py, zero/partition_parameters.py: "This will persist unless manually reset")
     keeps_inputs = (shard == "fsdp" and run.fsdp_frozen_grads) or shard == "zero3"
     acts = training_activations(spec, run, seq, frozen and not keeps_inputs, st.residual)
-    logits = _loss_logits(spec, run, seq, deepspeed)
+    logits = loss_logits(spec, run, seq, deepspeed)
     dequant = 0.0
     if run.method == "qlora" or (frozen and run.weights in QUANT_METHODS):
         biggest = max(fan_in * out for _, fan_in, out, _ in spec.linear_shapes())

@@ -4,7 +4,7 @@
     count = count_parameters(json.load(open("config.json")))   # None: a model type we do not know
     count.total, count.family, count.parts
 
-One counter per architecture lineage (decoders, seq2seq, encoders); each reads the type's own
+One counter per architecture lineage (decoders, seq2seq, encoders, multimodal); each reads the type's own
 config spellings with transformers' defaults, so the total equals
 `sum(p.numel() for p in model.parameters())` of `architectures[0]` built from that config
 (tests/test_estimate_param_counts.py checks every type against transformers on the meta device).
@@ -17,6 +17,7 @@ from typing import Any
 from .common import DECODER, ENCODER, ENCODER_DECODER, VISION, Config, ParameterCount
 from .decoders import COUNTERS as _DECODERS
 from .encoders import COUNTERS as _ENCODERS
+from .multimodal import COUNTERS as _MULTIMODAL
 from .seq2seq import COUNTERS as _SEQ2SEQ
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "known_types",
 ]
 
-_COUNTERS = {**_DECODERS, **_SEQ2SEQ, **_ENCODERS}
+_COUNTERS = {**_DECODERS, **_SEQ2SEQ, **_ENCODERS, **_MULTIMODAL}
 
 
 def known_types() -> list[str]:

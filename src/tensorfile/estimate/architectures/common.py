@@ -13,6 +13,15 @@ from typing import Any
 
 from ..spec import SpecError
 
+# model types transformers runs with eager attention only (no SDPA or FlashAttention support)
+EAGER_ATTENTION = frozenset(("t5", "mt5", "bloom", "gptj"))
+# model types whose norms are nn.LayerNorm (the rest: RMSNorm-style, upcast to fp32)
+LAYER_NORM = frozenset(("bert", "roberta", "xlm-roberta", "distilbert", "vit", "bart", "whisper", "gpt2"))
+LAYER_NORM |= {"gpt_bigcode", "gpt_neox", "gptj", "falcon", "bloom", "opt", "phi", "stablelm", "starcoder2"}
+LAYER_NORM |= {"gpt_neo", "mpt", "olmo"}
+# model types whose eager attention takes the softmax in the compute dtype (no fp32 upcast)
+SOFTMAX_IN_DTYPE = frozenset(("bert", "roberta", "xlm-roberta", "distilbert", "vit", "bart", "whisper"))
+
 DECODER = "decoder"
 ENCODER_DECODER = "encoder-decoder"
 ENCODER = "encoder"
@@ -33,6 +42,14 @@ class ParameterCount:
     parts: dict[str, int]
     shapes: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.model_type in EAGER_ATTENTION:
+            self.shapes["eager_attention"] = True
+        if self.model_type in LAYER_NORM:
+            self.shapes["layer_norm"] = True
+        if self.model_type in SOFTMAX_IN_DTYPE:
+            self.shapes["softmax_fp32"] = False
 
     @property
     def total(self) -> int:

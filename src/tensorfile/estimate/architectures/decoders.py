@@ -110,6 +110,7 @@ def _moe_block(cfg: Config, hidden: int) -> tuple[int, dict[str, Any]]:
 
 # norms per block: (how many, with bias); the final norm follows the block's kind
 _BLOCK_NORMS = {
+    "olmo": (0, False),  # OLMo's layer norms have no parameters
     "gemma2": (4, False),
     "gemma3_text": (4, False),
     "cohere": (1, False),
@@ -124,14 +125,17 @@ def _block_norms(cfg: Config, hidden: int) -> tuple[int, int]:
     count, bias = _BLOCK_NORMS.get(t, (2, False))
     if t == "stablelm":
         count, bias = (1 if cfg.flag("use_parallel_residual") else 2), True
+    if t == "olmo":
+        return 0, 0
     return count * layer_norm(hidden, bias), layer_norm(hidden, bias)
 
 
 LLAMA_STYLE = frozenset(
     {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2"}
     | {"gemma3_text", "phi", "phi3", "granite", "olmo2", "cohere", "stablelm", "starcoder2", "deepseek_v3"}
+    | {"olmo", "smollm3"}
 )
-_TIED_BY_DEFAULT = frozenset(("gemma", "gemma2", "gemma3_text", "cohere"))
+_TIED_BY_DEFAULT = frozenset(("gemma", "gemma2", "gemma3_text", "cohere", "smollm3"))
 
 
 def llama_style(cfg: Config) -> ParameterCount:
@@ -218,7 +222,7 @@ def gpt2(cfg: Config) -> ParameterCount:
     }
     parts["head"], notes = _decoder_head(cfg, hidden, vocab, cfg.tied())
     kv_heads = 1 if qkv < 3 * hidden else heads
-    return _gpt_count(cfg, parts, notes, layers, hidden, heads, kv_heads, vocab, inner)
+    return _gpt_count(cfg, parts, notes, layers, hidden, heads, kv_heads, vocab, inner, positions)
 
 
 def _gpt_count(
@@ -231,10 +235,41 @@ def _gpt_count(
     kv_heads: int,
     vocab: int,
     inner: int,
+    max_positions: int = 0,
 ) -> ParameterCount:
     shapes = {"layers": layers, "hidden_size": hidden, "heads": heads, "kv_heads": kv_heads}
     shapes |= {"head_dim": hidden // heads, "vocab_size": vocab, "intermediate_size": inner}
+    shapes["max_positions"] = max_positions  # learned positions (GPT-2, OPT): the longest sequence
     return ParameterCount(cfg.model_type, DECODER, cfg.head_class, parts, shapes, notes)
+
+
+def gpt_neo(cfg: Config) -> ParameterCount:
+    """GPT-Neo: GPT-2's layout with separate q/k/v projections without biases."""
+    hidden, layers, heads = cfg.int("hidden_size"), cfg.int("num_layers"), cfg.int("num_heads")
+    inner = cfg.int("intermediate_size", default=0) or 4 * hidden
+    vocab, positions = cfg.int("vocab_size"), cfg.int("max_position_embeddings")
+    block = 2 * layer_norm(hidden) + 3 * linear(hidden, hidden) + linear(hidden, hidden, True)
+    block += linear(hidden, inner, True) + linear(inner, hidden, True)
+    parts = {
+        "embeddings": vocab * hidden,
+        "positions": positions * hidden,
+        "blocks": layers * block,
+        "norms": layer_norm(hidden),
+    }
+    parts["head"], notes = _decoder_head(cfg, hidden, vocab, cfg.tied())
+    return _gpt_count(cfg, parts, notes, layers, hidden, heads, heads, vocab, inner, positions)
+
+
+def mpt(cfg: Config) -> ParameterCount:
+    """MPT as transformers builds it: fused qkv, a 4·d MLP and norms without biases (its
+    no_bias and expansion_ratio settings are not read)."""
+    hidden, layers, heads = cfg.int("d_model"), cfg.int("n_layers"), cfg.int("n_heads")
+    vocab = cfg.int("vocab_size")
+    block = 2 * hidden + linear(hidden, 3 * hidden) + linear(hidden, hidden)
+    block += linear(hidden, 4 * hidden) + linear(4 * hidden, hidden)
+    parts = {"embeddings": vocab * hidden, "blocks": layers * block, "norms": hidden}
+    parts["head"], notes = _decoder_head(cfg, hidden, vocab, cfg.tied())
+    return _gpt_count(cfg, parts, notes, layers, hidden, heads, heads, vocab, 4 * hidden)
 
 
 def gpt_neox(cfg: Config) -> ParameterCount:
@@ -315,7 +350,9 @@ def opt(cfg: Config) -> ParameterCount:
         "norms": norm if final_norm else 0,
     }
     parts["head"], notes = _decoder_head(cfg, proj, vocab, cfg.tied())
-    return _gpt_count(cfg, parts, notes, layers, hidden, heads, heads, vocab, inner)
+    return _gpt_count(
+        cfg, parts, notes, layers, hidden, heads, heads, vocab, inner, cfg.int("max_position_embeddings")
+    )
 
 
 COUNTERS = {
@@ -323,6 +360,8 @@ COUNTERS = {
     "gpt2": gpt2,
     "gpt_bigcode": gpt2,
     "gpt_neox": gpt_neox,
+    "gpt_neo": gpt_neo,
+    "mpt": mpt,
     "gptj": gptj,
     "falcon": falcon,
     "bloom": bloom,

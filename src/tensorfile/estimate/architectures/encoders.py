@@ -39,6 +39,10 @@ def bert(cfg: Config) -> ParameterCount:
     embeddings = vocab * hidden + cfg.int("type_vocab_size", default=2) * hidden + layer_norm(hidden)
     positions = cfg.int("max_position_embeddings") * hidden
     roberta = cfg.model_type in ("roberta", "xlm-roberta")
+    # RoBERTa's positions start after the padding index: two fewer usable
+    max_positions = cfg.int("max_position_embeddings") - (
+        cfg.int("pad_token_id", default=1) + 1 if roberta else 0
+    )
     pooler = linear(hidden, hidden, True)
     kind, notes, labels = head_kind(cfg.head_class), (), cfg.num_labels
     tied = cfg.tied()
@@ -67,9 +71,8 @@ def bert(cfg: Config) -> ParameterCount:
         "blocks": layers * _encoder_layer(hidden, inner),
         "head": head,
     }
-    return ParameterCount(
-        cfg.model_type, ENCODER, cfg.head_class, parts, _shapes(layers, hidden, heads, vocab, inner), notes
-    )
+    shapes = _shapes(layers, hidden, heads, vocab, inner) | {"max_positions": max_positions}
+    return ParameterCount(cfg.model_type, ENCODER, cfg.head_class, parts, shapes, notes)
 
 
 def distilbert(cfg: Config) -> ParameterCount:
@@ -77,6 +80,7 @@ def distilbert(cfg: Config) -> ParameterCount:
     heads, vocab = cfg.int("n_heads", "num_attention_heads"), cfg.int("vocab_size")
     inner = cfg.int("hidden_dim", "intermediate_size")
     kind, notes, labels = head_kind(cfg.head_class), (), cfg.num_labels
+    max_positions = cfg.int("max_position_embeddings")
     if kind == "base":
         head = 0
     elif kind == "classifier":  # pre_classifier + classifier
@@ -95,9 +99,8 @@ def distilbert(cfg: Config) -> ParameterCount:
         "blocks": layers * _encoder_layer(hidden, inner),
         "head": head,
     }
-    return ParameterCount(
-        cfg.model_type, ENCODER, cfg.head_class, parts, _shapes(layers, hidden, heads, vocab, inner), notes
-    )
+    shapes = _shapes(layers, hidden, heads, vocab, inner) | {"max_positions": max_positions}
+    return ParameterCount(cfg.model_type, ENCODER, cfg.head_class, parts, shapes, notes)
 
 
 def vit(cfg: Config) -> ParameterCount:

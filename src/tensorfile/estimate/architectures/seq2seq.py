@@ -98,6 +98,7 @@ def bart(cfg: Config) -> ParameterCount:
     heads = cfg.int("decoder_attention_heads")
     parts = {"embeddings": vocab * d, "encoder": encoder, "decoder": decoder, "head": head}
     shapes = _shapes(dec_layers, d, heads, d // heads, vocab, cfg.int("decoder_ffn_dim"), enc_layers, d)
+    shapes["max_positions"] = cfg.int("max_position_embeddings")
     return ParameterCount(cfg.model_type, ENCODER_DECODER, cfg.head_class, parts, shapes, notes)
 
 
@@ -121,6 +122,7 @@ def whisper(cfg: Config) -> ParameterCount:
     parts = {"embeddings": vocab * d, "encoder": encoder, "decoder": decoder, "head": head}
     shapes = _shapes(dec_layers, d, heads, d // heads, vocab, cfg.int("decoder_ffn_dim"), enc_layers, d)
     shapes["encoder_positions"] = cfg.int("max_source_positions", default=1500)
+    shapes["max_positions"] = cfg.int("max_target_positions", default=448)  # the decoder's
     return ParameterCount(cfg.model_type, ENCODER_DECODER, cfg.head_class, parts, shapes, notes)
 
 
