@@ -76,3 +76,44 @@ def test_overrides_recount_from_the_shapes() -> None:
     assert spec.layers == 4
     assert spec.total_params == spec.shaped_params
     assert any("shape overrides given" in n for n in spec.notes)
+
+
+def test_unknown_type_with_weights_counts_the_weights(tmp_path: Path) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from tensorfile.estimate.model_source import spec_from_path
+
+    tensors = {
+        "model.embed_tokens.weight": np.zeros((100, 64), np.float32),
+        "model.layers.0.mlp.weight": np.zeros((64, 256), np.float32),
+    }
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    config = {"model_type": "fancy_new_lm", "hidden_size": 64, "num_hidden_layers": 1}
+    config["num_attention_heads"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    spec, _ = spec_from_path(tmp_path)
+    assert spec.total_params == 100 * 64 + 64 * 256  # the weights' own count, not the shapes'
+    assert any("fancy_new_lm" in n and "parameters from the weights" in n for n in spec.notes)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        # the released configs' sizes (transformers 4.57.6 on the meta device builds these totals)
+        (
+            {"model_type": "t5", "d_model": 2048, "d_ff": 5120, "d_kv": 64, "num_heads": 32, "num_layers": 24}
+            | {"vocab_size": 32128, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False},
+            2_849_757_184,  # google/flan-t5-xl
+        ),
+        (
+            {"model_type": "vit", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12}
+            | {"intermediate_size": 3072, "image_size": 224, "patch_size": 16, "num_labels": 1000},
+            86_567_656,  # google/vit-base-patch16-224
+        ),
+    ],
+)
+def test_released_configs(config: dict, expected: int) -> None:
+    head = {"t5": "T5ForConditionalGeneration", "vit": "ViTForImageClassification"}[config["model_type"]]
+    count = count_parameters({**config, "architectures": [head]})
+    assert count is not None and count.total == expected
