@@ -177,9 +177,11 @@ _ONNX_DOMAINS = frozenset(
 
 
 def check_onnx(details: dict[str, Any], path: Path) -> list[Finding]:
-    """External data that escapes the model folder; custom-op domains that need native code."""
+    """External data that escapes the model folder; custom-op domains that need native code; nodes
+    that carry Python source or name a Python module (scan/onnx_nodes.py)."""
     findings: list[Finding] = []
     from ..formats.onnx import data_file
+    from .onnx_nodes import check_onnx_nodes
 
     for location in details.get("external_data", []) or []:
         if data_file(path.parent, location)[1] in ("outside", "link"):
@@ -194,20 +196,36 @@ def check_onnx(details: dict[str, Any], path: Path) -> list[Finding]:
                     "keep external data next to the model; reject models that name other paths",
                 )
             )
+    nodes = check_onnx_nodes(path)
+    findings += nodes.findings
     for domain in details.get("opset_import") or {}:
         if domain not in _ONNX_DOMAINS:
+            ops = sorted(nodes.op_types.get(domain, ()))
             findings.append(
                 Finding(
                     "onnx-custom-domain",
                     "medium",
-                    f"The model uses operators from the custom domain '{domain}': running it needs a "
-                    "native custom-op library, which runs code of its own.",
-                    str(domain),
+                    _custom_domain_message(domain),
+                    str(domain) + (f": {', '.join(ops[:8])}" + (" …" if len(ops) > 8 else "") if ops else ""),
                     path.name,
                     "load custom-op libraries only from sources you trust",
                 )
             )
     return findings
+
+
+def _custom_domain_message(domain: str) -> str:
+    if domain == "ai.onnx.contrib":
+        return (
+            "The model uses operators of onnxruntime-extensions' domain 'ai.onnx.contrib': each is one "
+            "of the extensions' native ops or a Python function that the loading program registers "
+            "under that name (@onnx_op). The model names them but carries no code for them: it runs "
+            "whatever the loading process registered, a lower risk than code inside the model."
+        )
+    return (
+        f"The model uses operators from the custom domain '{domain}': running it needs a "
+        "native custom-op library, which runs code of its own."
+    )
 
 
 # --- safetensors ---------------------------------------------------------------------------------
