@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,12 +51,15 @@ def scan(
         else:
             files.append(path)
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
-    remote = any(not isinstance(f, Path) for f in files)
     if workers > 1 and len(files) >= 4:
-        # Remote files wait on the network, not the CPU: threads share one connection pool and cache.
-        executor: Executor = ThreadPoolExecutor(8) if remote else ProcessPoolExecutor(workers)
-        with executor as pool:
-            results.extend(pool.map(scan_file, files, chunksize=max(1, len(files) // (workers * 4))))
+        if any(not isinstance(f, Path) for f in files):
+            # Remote files wait on the network, not the CPU: threads share one connection pool and cache.
+            with ThreadPoolExecutor(8) as threads:
+                results.extend(threads.map(scan_file, files))
+        else:
+            from .pool import scan_files
+
+            results.extend(scan_files(files, workers))
     else:
         results.extend(scan_file(f) for f in files)
     return ScanReport(results, fail_on)

@@ -1,0 +1,196 @@
+"""Scan many local files on worker processes: every file gets its result, in input order,
+whatever happens to a worker.
+
+Workers are plain subprocesses (`python -m tensorfile.scan.pool`), as the GGUF encoders are,
+not multiprocessing: spawn and forkserver re-import the caller's `__main__`, and fork is unsafe
+in a process that runs threads. Each worker reads one JSON line per request (a path) and writes
+one JSON line per answer (that file's `FileResult`), after a first line saying it is ready.
+
+A worker that dies (killed, out of memory, crashed in a C extension) loses no file: the one it
+was scanning is tried once more on a fresh worker, and reported as an error if that one dies
+too; the files queued behind it go back to the queue. Workers that end before they are ready
+(cannot start) make the scan fail with one line, after a few tries. A worker also stops when its stdin
+closes, so a parent killed with -9 leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+from collections import deque
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import TensorfileError
+from .findings import FileResult, Finding
+
+DEPTH = 4  # requests in flight per worker: one being scanned, the next ones waiting in its pipe
+TRIES = 2  # a file whose worker dies this many times is reported as an error
+
+
+def to_wire(result: FileResult) -> dict[str, Any]:
+    return asdict(result)
+
+
+def from_wire(data: dict[str, Any]) -> FileResult:
+    findings = [Finding(**f) for f in data.pop("findings")]
+    return FileResult(**data, findings=findings)
+
+
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+class _Worker:
+    """One child process and the indices of the requests it has not answered yet (oldest first)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorfile.scan.pool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin = self.proc.stdin
+        self.fd = self.proc.stdout.fileno()
+        self.pending: deque[int] = deque()
+        self.ready = False
+        self._buffer = b""
+
+    def send(self, index: int, path: str) -> bool:
+        """Queue one file; False when the worker is gone (its pipe is closed)."""
+        self.pending.append(index)
+        try:
+            self.stdin.write(json.dumps(path).encode() + b"\n")
+            self.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    def read(self) -> list[dict[str, Any]] | None:
+        """The answers that have arrived, or None when the worker has ended."""
+        chunk = os.read(self.fd, 1 << 16)
+        if not chunk:
+            return None
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [json.loads(line) for line in lines]
+
+    def reap(self) -> str:
+        """Wait for a worker that has ended; how it ended, in words."""
+        self.close()
+        return _death(self.proc.returncode)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+def scan_files(paths: list[Path], workers: int) -> list[FileResult]:
+    """`scan_file` of each path on `workers` processes; the results in the order of `paths`."""
+    results: list[FileResult | None] = [None] * len(paths)
+    todo = deque(range(len(paths)))
+    deaths = [0] * len(paths)
+    failed_starts: list[str] = []
+    pool: list[_Worker] = []
+    selector = selectors.DefaultSelector()
+
+    def start() -> None:
+        worker = _Worker()
+        pool.append(worker)
+        selector.register(worker.fd, selectors.EVENT_READ, worker)
+
+    def feed(worker: _Worker) -> None:
+        while todo and len(worker.pending) < DEPTH:
+            if not worker.send(todo[0], str(paths[todo.popleft()])):
+                return  # its end of file is read next, and the requests go back to the queue
+
+    def lost(worker: _Worker) -> None:
+        """A worker ended: blame the file it was scanning, requeue the others, replace it."""
+        selector.unregister(worker.fd)
+        pool.remove(worker)
+        how = worker.reap()
+        if not worker.ready:  # it never read a request: no file to blame
+            failed_starts.append(how)
+            if len(failed_starts) > TRIES:
+                raise TensorfileError(f"the scan's worker processes do not start ({how}); try --jobs 1")
+        elif worker.pending:
+            index = worker.pending[0]
+            deaths[index] += 1
+            if deaths[index] >= TRIES:
+                worker.pending.popleft()
+                results[index] = FileResult(
+                    str(paths[index]),
+                    status="error",
+                    error=f"the process scanning it stopped ({how}), {TRIES} times",
+                )
+        todo.extendleft(reversed(worker.pending))
+        if todo:
+            start()
+
+    try:
+        for _ in range(min(workers, len(paths))):
+            start()
+        while todo or any(w.pending for w in pool):
+            for worker in pool:
+                feed(worker)
+            for key, _events in selector.select():
+                worker = key.data
+                answers = worker.read()
+                if answers is None:
+                    lost(worker)
+                    continue
+                for answer in answers:
+                    if not worker.ready:
+                        worker.ready = bool(answer.get("ready"))
+                        continue
+                    results[worker.pending.popleft()] = from_wire(answer)
+    except BaseException:  # Ctrl-C or a bug: stop the workers now, not after their current file
+        for worker in pool:
+            worker.proc.kill()
+        raise
+    finally:
+        for worker in pool:
+            worker.close()
+        selector.close()
+    return [r for r in results if r is not None]
+
+
+def main() -> int:
+    """The worker loop: a path per line on stdin, its result per line on stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes our pipes
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
+    from .scanner import scan_file
+
+    try:
+        answers.write(b'{"ready": true}\n')
+        answers.flush()
+        for line in sys.stdin.buffer:
+            result = scan_file(Path(json.loads(line)))
+            answers.write(json.dumps(to_wire(result)).encode() + b"\n")
+            answers.flush()
+    except (BrokenPipeError, ConnectionError):  # the parent is gone: nobody to answer
+        with contextlib.suppress(OSError):
+            answers.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

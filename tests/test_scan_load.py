@@ -1,0 +1,228 @@
+"""`scan --jobs 2` under load: a seeded zoo of 2,000 small files of mixed formats (benign ones
+written by the formats' own libraries, hostile, truncated and huge-declared ones) gets the
+same verdicts and findings as a serial run, every file exactly once, the same exit code, and
+bounded memory; a worker killed mid-scan costs no file (bench/bench_scan_load.py runs 10,000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tensorfile.errors import TensorfileError
+from tensorfile.scan import pool
+from tensorfile.scan.scanner import scan
+
+from .conftest import ROOT
+from .fixtures.make_zoo import build_zoo
+
+ZOO_FILES = 2000
+MB = 1 << 20
+
+# Runs `tensorfile ARGS` in this process, then writes its exit code and peak RSS (its own, and
+# the largest of its worker processes, which it has waited for) as JSON to the file named first.
+MEASURED = r"""
+import json, resource, sys
+from tensorfile.cli import main
+out, sys.argv = sys.argv[1], ["tensorfile", *sys.argv[2:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+peak = lambda who: resource.getrusage(who).ru_maxrss * 1024
+stats = {"code": code, "parent": peak(resource.RUSAGE_SELF), "workers": peak(resource.RUSAGE_CHILDREN)}
+with open(out, "w") as f:
+    json.dump(stats, f)
+"""
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("zoo")
+    build_zoo(folder, ZOO_FILES, seed=16)
+    return folder
+
+
+def measured(tmp: Path, *args: str, stdout: Any = subprocess.PIPE) -> tuple[dict[str, Any], bytes]:
+    """`tensorfile ARGS` in a fresh process: (exit code and peak RSS, its standard output)."""
+    stats = tmp / f"stats-{time.monotonic_ns()}.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURED, str(stats), *args], stdout=stdout, timeout=300, cwd=ROOT, check=False
+    )
+    assert proc.returncode == 0, "the measuring wrapper itself failed"
+    return json.loads(stats.read_text()), proc.stdout
+
+
+def by_path(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    files = doc["files"]
+    assert len({f["path"] for f in files}) == len(files), "a file appears twice in the report"
+    return {f["path"]: f for f in files}
+
+
+def on_disk(zoo: Path) -> set[str]:
+    return {str(Path(root) / n) for root, _dirs, names in os.walk(zoo / "files") for n in names}
+
+
+@pytest.fixture(scope="module")
+def serial(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+    stats, out = measured(
+        tmp_path_factory.mktemp("serial"), "scan", "--json", "--jobs", "1", str(zoo / "files")
+    )
+    return stats, json.loads(out)
+
+
+def test_zoo_is_mixed_and_seeded(zoo: Path, serial: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    manifest = json.loads((zoo / "ZOO.json").read_text())
+    groups = {e["group"] for e in manifest.values()}
+    assert groups == {"benign", "hostile", "truncated", "huge"} and len(manifest) == ZOO_FILES
+    verdicts = {p: f["verdict"] for p, f in by_path(serial[1]).items()}
+    for rel, entry in manifest.items():  # the zoo is what it says: benign clean, hostile unsafe
+        verdict = verdicts[str(zoo / rel)]
+        if entry["group"] == "benign":
+            assert verdict == "clean", rel
+        elif entry["group"] == "hostile":
+            assert verdict == "unsafe", rel
+    again = build_zoo(zoo.parent / "zoo-again", 50, seed=16)
+    assert all((zoo / rel).read_bytes() == (zoo.parent / "zoo-again" / rel).read_bytes() for rel in again)
+
+
+def test_jobs_2_equals_serial_every_file_once_memory_bounded(
+    zoo: Path, serial: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    serial_stats, serial_doc = serial
+    stats, out = measured(tmp_path, "scan", "--json", "--jobs", "2", str(zoo / "files"))
+    parallel_doc = json.loads(out)
+    # the same per-file verdicts and findings, each file of the zoo exactly once, in the same order
+    assert by_path(parallel_doc) == by_path(serial_doc)
+    assert set(by_path(parallel_doc)) == on_disk(zoo)
+    assert [f["path"] for f in parallel_doc["files"]] == [f["path"] for f in serial_doc["files"]]
+    assert parallel_doc["summary"] == serial_doc["summary"]
+    assert stats["code"] == serial_stats["code"] == serial_doc["summary"]["exit_code"] == 2  # some errors
+    # Memory: the zoo's huge-declared files claim up to a terabyte (a safetensors header, an npy
+    # shape, a BINBYTES8 length, a zip member, GGUF counts, a tar member); honouring any one of
+    # them would take gigabytes. Every process must stay within 100 MB of an interpreter that
+    # has scanned one small file: what is left for 2,000 results in the parent (about 10 MB as
+    # objects) and for one file at a time in a worker.
+    base, _ = measured(tmp_path, "scan", "--jobs", "1", min(on_disk(zoo)), stdout=subprocess.DEVNULL)
+    bound = base["parent"] + 100 * MB
+    assert serial_stats["parent"] < bound and serial_stats["workers"] < bound
+    assert stats["parent"] < bound, (stats, base)
+    assert 0 < stats["workers"] < bound, (stats, base)
+
+
+def test_a_killed_worker_loses_no_file(zoo: Path, serial: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """kill -9 of a worker of a running `scan --jobs 2`: the report is the serial one, exit code too."""
+    folder = str(zoo / "files")
+    cmd = [sys.executable, "-m", "tensorfile", "scan", "--json", "--jobs", "2", folder, folder, folder]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 60
+    while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # let the workers answer some files first
+    victim = int(children.read_text().split()[0])
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert b"Traceback" not in err
+    doc = json.loads(out)
+    assert doc["files"] == serial[1]["files"] * 3
+    assert proc.returncode == serial[0]["code"]
+
+
+def _zoo_paths(zoo: Path, count: int) -> list[Path]:
+    return sorted(Path(p) for p in on_disk(zoo))[:count]
+
+
+def test_workers_killed_again_and_again_lose_nothing(zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent kills -9 a worker every 40 answers, right after reading them (so it dies with
+    requests in flight); retried as often as it takes, every file gets its serial result."""
+    paths = _zoo_paths(zoo, 300)
+    expected = [r.__dict__ for r in scan(paths, jobs=1).results]
+    kills: list[int] = []
+    answered = [0]
+    real_read = pool._Worker.read
+
+    def read(self: pool._Worker) -> list[dict[str, Any]] | None:
+        answers = real_read(self)
+        if answers is not None and self.pending and len(kills) < 6:
+            answered[0] += len(answers)
+            if answered[0] >= 40 * (len(kills) + 1):
+                kills.append(self.proc.pid)
+                self.proc.send_signal(signal.SIGKILL)
+        return answers
+
+    monkeypatch.setattr(pool._Worker, "read", read)
+    monkeypatch.setattr(pool, "TRIES", 100)
+    got = [r.__dict__ for r in scan(paths, jobs=2).results]
+    assert len(kills) == 6
+    assert got == expected
+
+
+# A stand-in for `python -m tensorfile.scan.pool` (the tests point sys.executable at it): a real
+# worker that SIGKILLs itself on the file named POISON, and right at start-up while it can create
+# one of the files START_KILLS names (so exactly that many workers die starting).
+POISONED_WORKER = """
+import os, signal, sys
+from tensorfile.scan import pool, scanner
+poison, start_kills = sys.argv[1], sys.argv[2:]
+for name in start_kills:
+    try:
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        continue
+    os.kill(os.getpid(), signal.SIGKILL)
+real = scanner.scan_file
+def scan_file(path):
+    if path.name == poison:
+        os.kill(os.getpid(), signal.SIGKILL)  # as a crash in a C extension would end it
+    return real(path)
+scanner.scan_file = scan_file
+sys.exit(pool.main())
+"""
+
+
+def poisoned_workers(monkeypatch: pytest.MonkeyPatch, tmp: Path, poison: str, start_kills: int = 0) -> None:
+    (tmp / "worker.py").write_text(POISONED_WORKER)
+    kills = " ".join(str(tmp / f"start-kill-{i}") for i in range(start_kills))
+    python = tmp / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {tmp / 'worker.py'} {poison} {kills}\n")
+    python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(python))
+
+
+def test_a_file_that_kills_its_worker_twice_is_an_error(
+    zoo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    paths = _zoo_paths(zoo, 60)
+    poison = 17
+    expected = [r.__dict__ for r in scan(paths, jobs=1).results]
+    poisoned_workers(monkeypatch, tmp_path, paths[poison].name)
+    results = scan(paths, jobs=2).results
+    assert results[poison].status == "error"
+    assert results[poison].error == f"the process scanning it stopped (killed by SIGKILL), {pool.TRIES} times"
+    del expected[poison]
+    assert [r.__dict__ for i, r in enumerate(results) if i != poison] == expected
+
+
+def test_workers_killed_while_starting_are_replaced(
+    zoo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    paths = _zoo_paths(zoo, 40)
+    expected = [r.__dict__ for r in scan(paths, jobs=1).results]
+    poisoned_workers(monkeypatch, tmp_path, "-", start_kills=pool.TRIES)
+    assert [r.__dict__ for r in scan(paths, jobs=2).results] == expected
+    assert len(list(tmp_path.glob("start-kill-*"))) == pool.TRIES
+
+
+def test_workers_that_cannot_start_fail_in_one_line(zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(TensorfileError, match="do not start"):
+        scan(_zoo_paths(zoo, 8), jobs=2)
