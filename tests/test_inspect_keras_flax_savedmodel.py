@@ -222,27 +222,17 @@ def test_keras_truncated_is_a_format_error(
         inspector(bad, ident)
 
 
-def test_keras_h5_that_hangs_the_hdf5_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # One flipped byte in the global heap holding the config strings makes HDF5 1.14 spin forever
-    # reading a root attribute; isolation turns that into a clear error instead of a hang.
+def test_keras_h5_that_hung_the_hdf5_library_is_a_clear_error(tmp_path: Path) -> None:
+    # One flipped byte in the global heap holding the config strings made HDF5 1.14 spin forever
+    # reading an attribute (it needed a forked child with a deadline). tensorfile.hdf5 reads the
+    # heap itself, bounded: the damaged attribute is a clear error at once, the rest still reads.
     data = bytearray(heavy("keras3_legacy_full.h5").read_bytes())
     data[0x1010] = 0xA3
     path = tmp_path / "spin.h5"
     path.write_bytes(bytes(data))
-    monkeypatch.setattr(keras, "HDF5_TIMEOUT", 1.0)
-    result = identify(path)
-    assert result.format == "unknown" and "did not finish" in (result.reason or "")
-    with pytest.raises(FormatError, match="did not finish"):
+    assert identify(path).format == "keras-h5"
+    with pytest.raises(FormatError, match="global heap object 15 is missing"):
         keras.inspect_h5(path, identify(heavy("keras3_legacy_full.h5")))
-
-
-def test_isolation_reports_crashes_and_errors() -> None:
-    import os
-
-    with pytest.raises(FormatError, match="crashed"):
-        keras.run_isolated(lambda: os._exit(3), "x.h5")
-    assert keras.run_isolated(lambda: {"a": [1, "b"]}, "x.h5") == {"a": [1, "b"]}
-    assert "boom" in keras.run_isolated(lambda: {}["boom"], "x.h5")["error"]
 
 
 def test_keras_h5_reads_only_metadata(tmp_path: Path, count_file_reads: ReadCounter) -> None:

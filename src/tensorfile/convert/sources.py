@@ -139,8 +139,9 @@ def _npz_member(file: Path, name: str) -> np.ndarray:
 
 
 def _h5_dataset(file: Path, name: str) -> np.ndarray:
-    import h5py
+    from ..hdf5 import import_h5py
 
+    h5py = import_h5py()  # without the `uname -p` subprocess of a plain import
     with h5py.File(file, "r") as f:
         found = f.get(name)
         if not isinstance(found, h5py.Dataset):

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
-import signal
 import struct
-import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .. import hdf5
 from ..dtypes import UnknownDType, lookup, nbytes
 from ..errors import FormatError, TensorfileError
 from ..model import (
@@ -56,17 +53,8 @@ def detect_hdf5(probe: FileProbe) -> Detection | None:
     offset = hdf5_offset(probe.head)
     if offset is None:
         return None
-    try:
-        import h5py  # lazy: h5py costs ~0.1 s to import
-    except ImportError:  # pragma: no cover - h5py is a dependency
-        return Detection("unknown", 0.0, ["HDF5 signature"], {"reason": "HDF5 file; h5py is not installed"})
     evidence = ["HDF5 signature" + (f" after a {offset}-byte user block" if offset else "")]
-    try:
-        facts = run_isolated(lambda: _detect_facts(h5py, probe.source), probe.path)
-    except FormatError as exc:  # the HDF5 library looped or crashed on this file
-        return Detection(
-            "unknown", 0.0, evidence, {"reason": f"HDF5 file that cannot be read: {exc.message}"}
-        )
+    facts = _guarded(lambda: _detect_facts(probe.source))
     if "error" in facts:
         return Detection(
             "unknown", 0.0, evidence, {"reason": f"HDF5 file that cannot be opened: {facts['error']}"}
@@ -114,12 +102,12 @@ def detect_hdf5(probe: FileProbe) -> Detection | None:
     )
 
 
-def _detect_facts(h5py: Any, source: OpenedSource) -> dict[str, Any]:
-    """What the detector needs from an HDF5 file, as plain JSON-able data (runs isolated)."""
+def _detect_facts(source: OpenedSource) -> dict[str, Any]:
+    """What the detector needs from an HDF5 file, as plain JSON-able data."""
     try:
-        h5 = h5py.File(source.open_stream(), "r")
-    except Exception as exc:  # h5py raises OSError/KeyError/ValueError subclasses for corrupt files
-        return {"error": _reason(exc)}
+        h5 = hdf5.File(source, source.name)
+    except FormatError as exc:
+        return {"error": exc.message}
     with h5:
         attrs = {
             k: _attr_text(h5.attrs[k]) for k in h5.attrs if k in ("keras_version", "backend", "model_config")
@@ -136,58 +124,8 @@ def _reason(exc: BaseException) -> str:
     return str(exc).split("(")[0].strip() or type(exc).__name__
 
 
-# The HDF5 C library can loop forever or crash on a corrupt file (a damaged global heap makes
-# reading a string attribute spin), and nothing in Python can interrupt a C call. So every h5py
-# read runs in a forked child with a deadline; the child sends back plain JSON, never objects.
-HDF5_TIMEOUT = 30.0
-
-
-def run_isolated(
-    fn: Callable[[], dict[str, Any]], name: str | Path, timeout: float | None = None
-) -> dict[str, Any]:
-    """fn() in a forked child (where fork exists); FormatError if it hangs past `timeout` or dies.
-
-    fn returns JSON-able data; exceptions inside it come back as {"error": reason}.
-    """
-    if not hasattr(os, "fork"):  # pragma: no cover - Windows: no isolation, same results
-        return _guarded(fn)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; coverage does not follow forks
-        status = 0
-        try:
-            os.close(read_fd)
-            view = memoryview(json.dumps(_guarded(fn), default=str).encode())
-            while view:
-                view = view[os.write(write_fd, view) :]
-        except BaseException:
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    chunks: list[bytes] = []
-    timeout = HDF5_TIMEOUT if timeout is None else timeout
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-                os.kill(pid, signal.SIGKILL)
-                raise FormatError(
-                    f"the HDF5 library did not finish reading it within {timeout:g} s: corrupt structure",
-                    name,
-                )
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        raise FormatError("the HDF5 library crashed reading it: corrupt structure", name) from None
+# HDF5 is read by tensorfile.hdf5, structure by structure in plain Python (bounded, no C library, no
+# child process): h5py is not imported to identify, inspect or scan a file.
 
 
 def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -195,7 +133,7 @@ def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return fn()
     except TensorfileError as exc:
         return {"error": exc.message}
-    except Exception as exc:  # h5py surfaces corrupt object headers as OSError/KeyError/RuntimeError…
+    except Exception as exc:  # a structure the reader does not expect: the file's fault, said so
         return {"error": f"HDF5 structure is corrupt: {_reason(exc)}"}
 
 
@@ -339,8 +277,8 @@ def detect_dir(probe: DirProbe) -> Detection | None:
 # separately)"): `tensors`, and so tensor_count / parameter_count, hold the model's weight datasets
 # only, which is what Keras' own model.count_params() and the corpus ground truth report. Optimizer
 # slots (and metric accumulators) are training state: they go to `checkpoint`, with their own counts
-# and tensor table, not into the model's totals. Only HDF5 metadata is read (h5py opens the object
-# headers, never the raw chunks), so cost does not grow with the weights.
+# and tensor table, not into the model's totals. Only HDF5 metadata is read (tensorfile.hdf5 reads the
+# object headers, never the raw chunks), so cost does not grow with the weights.
 
 _MAX_JSON = 64 * 1024 * 1024
 _OPTIMIZER_GROUPS = {"optimizer_weights", "optimizer"}
@@ -364,7 +302,7 @@ def _h5_dtype(ds: Any) -> str | None:
     if _attr_text(ds.attrs.get("dtype", "")) == "bfloat16":  # Keras 3 stores bfloat16 as 2-byte opaque
         return "BF16"
     text = ds.dtype.str
-    if text[:1] == ">":  # big-endian storage: same element type, h5py converts on read
+    if text[:1] == ">":  # big-endian storage: same element type, a reader converts on read
         text = "<" + text[1:]
     try:
         return lookup(text).name
@@ -397,28 +335,26 @@ def _dataset_tensor(
 
 def _ordered_datasets(h5: Any) -> list[tuple[str, Any]]:
     """Every dataset, in Keras' own order where the file records it (layer_names / weight_names)."""
-    import h5py
-
     found: dict[str, Any] = {}
 
     def collect(name: str, obj: Any) -> None:  # visititems stops at the first non-None return
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, hdf5.Dataset):
             found[name] = obj
 
     h5.visititems(collect)
     ordered: list[str] = []
     roots = (
-        [("model_weights/", h5["model_weights"])] if isinstance(h5.get("model_weights"), h5py.Group) else []
+        [("model_weights/", h5["model_weights"])] if isinstance(h5.get("model_weights"), hdf5.Group) else []
     )
     if not roots and ("layer_names" in h5.attrs or "layer_names0" in h5.attrs):
         roots = [("", h5)]
     for prefix, root in roots:
         for layer in _attr_list(root, "layer_names"):
             group = root.get(layer)
-            if isinstance(group, h5py.Group):
+            if isinstance(group, hdf5.Group):
                 ordered.extend(f"{prefix}{layer}/{w}" for w in _attr_list(group, "weight_names"))
     opt = h5.get("optimizer_weights")
-    if isinstance(opt, h5py.Group):
+    if isinstance(opt, hdf5.Group):
         ordered.extend(f"optimizer_weights/{w}" for w in _attr_list(opt, "weight_names"))
     seen: set[str] = set()
     out: list[tuple[str, Any]] = []
@@ -661,12 +597,10 @@ def _h5_payload(
     open_stream: Callable[[], Any], label: str, base: int | None, root_attrs: bool
 ) -> dict[str, Any]:
     """Metadata, warnings and tensor dicts of one HDF5 file, as JSON-able data (runs isolated)."""
-    import h5py
-
     try:
-        h5 = h5py.File(open_stream(), "r")
-    except Exception as exc:  # h5py raises OSError/ValueError/KeyError subclasses for corrupt files
-        return {"error": f"HDF5 file cannot be opened ({_reason(exc)}): truncated or corrupt"}
+        h5 = hdf5.File(open_stream(), label)
+    except FormatError as exc:
+        return {"error": f"HDF5 file cannot be opened ({exc.message}): truncated or corrupt"}
     scratch = ModelInfo(label, "keras-h5")
     with h5:
         optimizer_class = _h5_metadata(h5, scratch) if root_attrs else None
@@ -679,12 +613,10 @@ def _h5_payload(
     }
 
 
-def _read_isolated(
+def _read_h5_file(
     open_stream: Callable[[], Any], label: str, base: int | None, name: str | Path, root_attrs: bool = True
 ) -> tuple[list[TensorInfo], dict[str, Any], list[str], str | None]:
-    import h5py  # noqa: F401 - imported before the fork so the child does not pay for it again
-
-    payload = run_isolated(lambda: _h5_payload(open_stream, label, base, root_attrs), name)
+    payload = _guarded(lambda: _h5_payload(open_stream, label, base, root_attrs))
     if "error" in payload:
         raise FormatError(payload["error"], name)
     tensors = [
@@ -700,7 +632,7 @@ def inspect_h5(path: Path, ident: Identification) -> ModelInfo:
     info = ModelInfo(str(path), "keras-h5")
     with open_source(path) as source:
         info.files.append({"path": str(path), "size_bytes": source.size})
-        tensors, metadata, warnings, optimizer_class = _read_isolated(source.open_stream, str(path), 0, path)
+        tensors, metadata, warnings, optimizer_class = _read_h5_file(source.open_stream, str(path), 0, path)
     info.metadata = {"variant": ident.details.get("variant"), **metadata}
     info.warnings.extend(warnings)
     _split_training_state(info, tensors, optimizer_class)
@@ -732,7 +664,7 @@ def inspect_sharded(path: Path, ident: Identification) -> ModelInfo:
     for shard in shards:
         with open_source(folder / shard) as source:
             info.files.append({"path": shard, "size_bytes": source.size})
-            part, metadata, warnings, _ = _read_isolated(
+            part, metadata, warnings, _ = _read_h5_file(
                 source.open_stream, shard, 0, folder / shard, root_attrs=False
             )
         info.warnings.extend(f"{shard}: {w}" for w in warnings)
@@ -838,14 +770,14 @@ def _keras_zip_weights(
             open_stream = SliceSource(source, start, member.file_size, f"{path}!model.weights.h5").open_stream
             base: int | None = start
         else:
-            # Deflated: h5py can still read it through zipfile, but seeks cost decompression and
+            # Deflated: still readable through zipfile, but seeks cost decompression and
             # the data has no offset in the .keras file.
             def open_stream() -> Any:
                 return zf.open(member)
 
             base = None
             info.warnings.append("model.weights.h5 is compressed inside the zip: offsets are not available")
-        tensors, metadata, warnings, _ = _read_isolated(
+        tensors, metadata, warnings, _ = _read_h5_file(
             open_stream, str(path), base, f"{path}!model.weights.h5", root_attrs=False
         )
         info.warnings.extend(warnings)

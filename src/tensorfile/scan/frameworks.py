@@ -94,31 +94,27 @@ def _walk_json(value: Any, path: str = "") -> Iterator[tuple[Any, str]]:
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if isinstance(v, (dict, list)))
 
 
-def keras_h5_config(path: Path) -> Any:
-    """The model_config JSON of a Keras HDF5 file, read in an isolated child (libhdf5 can hang)."""
-    import h5py
+def keras_h5_configs(path: Path) -> dict[str, Any]:
+    """The JSON root attributes Keras deserializes on load (model_config, training_config) of an HDF5
+    file, read by tensorfile.hdf5: no HDF5 C library, no child process, nothing imported."""
+    from .. import hdf5
 
-    from ..formats.keras import run_isolated
-
-    def read() -> dict[str, Any]:
-        # A remote file is read through its range source; a local one by libhdf5's own driver.
-        target = path if isinstance(path, Path) else open_source(path).open_stream()
-        with h5py.File(target, "r") as h5:
-            text = h5.attrs.get("model_config")
+    configs: dict[str, Any] = {}
+    with open_source(path) as source, hdf5.File(source, str(path)) as h5:
+        for key in _KERAS_H5_CONFIGS:
+            text = h5.attrs.get(key)
             if isinstance(text, bytes):
                 text = text.decode("utf-8", "replace")
-            return {"config": text}
+            if not text:
+                continue
+            try:
+                configs[key] = json.loads(str(text))
+            except ValueError:
+                raise FormatError(f"{key} attribute is not valid JSON", path) from None
+    return configs
 
-    facts = run_isolated(read, path)
-    if "error" in facts:
-        raise FormatError(f"HDF5 file cannot be read: {facts['error']}", path)
-    text = facts.get("config")
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise FormatError("model_config attribute is not valid JSON", path) from None
+
+_KERAS_H5_CONFIGS = ("model_config", "training_config")
 
 
 # --- TensorFlow graphs ----------------------------------------------------------------------------

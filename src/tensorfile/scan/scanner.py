@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import FormatError, TensorfileError, UnsupportedError
+from ..formats.keras import hdf5_offset
 from ..formats.numpy import MAGIC as NPY_MAGIC
 from ..formats.numpy import has_objects, parse_npy_header
 from ..formats.pytorch import legacy_magic_at
@@ -101,13 +102,16 @@ def _scan_top(path: Path, head: bytes, result: FileResult) -> None:
         result.format = "gguf"
         _gguf(path, result)
         return
-    if head.startswith(_HDF5):
+    superblock = _hdf5_superblock(path, head)
+    if superblock is not None:
         result.format = "keras-h5"
-        config = frameworks.keras_h5_config(path)
-        if config is not None:
-            result.findings += frameworks.check_keras_config(config, "model_config")
+        for key, config in frameworks.keras_h5_configs(path).items():
+            result.findings += frameworks.check_keras_config(config, key)
         result.scanned.append("model_config")
-        return
+        if superblock == 0:
+            return
+        # A user block before the superblock is the start of the file for every other reader
+        # (torch.load, pickle): it is scanned as content too.
     if _is_safetensors(head):
         result.format = "safetensors"
         result.findings += frameworks.check_safetensors(path)
@@ -364,6 +368,19 @@ def _gguf(path: Path, result: FileResult) -> None:
         if "chat_template" in key and isinstance(value, str):
             result.findings += templates.check_template(value, f"GGUF {key}")
     result.scanned.append("metadata")
+
+
+def _hdf5_superblock(path: Path, head: bytes) -> int | None:
+    """Where libhdf5 finds the superblock (0 or a power of two from 512), also past the head."""
+    if head.startswith(_HDF5):
+        return 0
+    if len(head) < HEAD:
+        return hdf5_offset(head)
+    from ..hdf5 import find_superblock
+    from ..source import open_source
+
+    with open_source(path) as source:
+        return find_superblock(source)
 
 
 def _is_safetensors(head: bytes) -> bool:
