@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench bench-scan bench-convert bench-estimate bench-remote clean
+.PHONY: demo test strace lint bench bench-scan bench-convert bench-estimate bench-remote clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,18 @@ demo: $(VENV)/.core
 	rm -rf $$out
 
 ## test: install the test dependencies, lint, and run the whole suite on 2 workers
-test: $(VENV)/.test
+test: $(VENV)/.test strace
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest -n 2 -q
+
+## strace: tests/test_scan_strace.py traces `tensorfile scan` with it (no process, socket or write).
+## The machine image ships it; when missing it is installed with apt-get as root, else that test skips.
+strace:
+	@command -v strace >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -qq strace >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq strace >/dev/null 2>&1; }; }; } || \
+		echo "strace is not installed: tests/test_scan_strace.py will skip"
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/bench_identify.py
