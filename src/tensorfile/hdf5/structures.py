@@ -1,0 +1,613 @@
+"""HDF5 on-disk structures (File Format Specification 3.0/4.0): superblock, object headers and
+their messages, datatypes and dataspaces, local/global/fractal heaps, v1 and v2 B-trees.
+
+Every read goes through `Reader.read` (checked against the file size, capped at MAX_CHUNK) and
+spends from a budget, so no structure a hostile file declares can allocate or loop without bound.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import FormatError
+from ..source import ByteSource, read_exact
+
+MAGIC = b"\x89HDF\r\n\x1a\n"
+MAX_CHUNK = 16 << 20  # one object-header chunk, local-heap segment or global-heap collection
+MAX_ATTR_VALUE = 64 << 20
+MAX_SCALAR_READ = 1 << 20
+BUDGET = 4_000_000  # reads + records + messages per file: a real Keras file uses a few thousand
+MAX_DEPTH = 64  # B-tree levels, nested datatypes, soft-link hops
+SOFT_LINK_HOPS = 16  # libhdf5's default H5L_NUM_LINKS
+
+# object header message types
+DATASPACE, LINK_INFO, DATATYPE, LINK, EXTERNAL, LAYOUT = 0x1, 0x2, 0x3, 0x6, 0x7, 0x8
+ATTRIBUTE, CONTINUATION, SYMBOL_TABLE, ATTRIBUTE_INFO = 0xC, 0x10, 0x11, 0x15
+SHARED_FLAG = 0x02
+
+
+def find_superblock(source: ByteSource) -> int | None:
+    """Where the superblock is: offset 0 or a power of two from 512 (libhdf5's search), or None."""
+    offset = 0
+    while offset + 8 <= source.size:
+        if source.read_at(offset, 8) == MAGIC:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+class StreamSource:
+    """A seekable binary stream as a ByteSource (a deflated zip member, for instance)."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._stream = stream
+        self.name = name
+        self.size = stream.seek(0, io.SEEK_END)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        self._stream.seek(offset)
+        return self._stream.read(length)
+
+
+class Cursor:
+    """Little-endian fields of one structure already read into memory; FormatError past its end."""
+
+    __slots__ = ("data", "h5", "pos", "what")
+
+    def __init__(self, data: bytes, h5: Reader, what: str, pos: int = 0) -> None:
+        self.data, self.h5, self.what, self.pos = data, h5, what, pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise FormatError(f"HDF5 {self.what} is cut short: corrupt structure", self.h5.name)
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def uint(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "little")
+
+    def u8(self) -> int:
+        return self.uint(1)
+
+    def u16(self) -> int:
+        return self.uint(2)
+
+    def u32(self) -> int:
+        return self.uint(4)
+
+    def addr(self) -> int:
+        return self.uint(self.h5.so)
+
+    def length(self) -> int:
+        return self.uint(self.h5.sl)
+
+    def skip(self, n: int) -> None:
+        self.take(n)
+
+    def align(self, start: int = 0) -> None:
+        self.pos += (8 - (self.pos - start) % 8) % 8
+
+    def cstring(self) -> bytes:
+        end = self.data.find(b"\0", self.pos)
+        if end < 0:
+            raise FormatError(f"HDF5 {self.what}: unterminated name", self.h5.name)
+        text = self.data[self.pos : end]
+        self.pos = end + 1
+        return text
+
+    def signature(self, expected: bytes) -> None:
+        if self.take(len(expected)) != expected:
+            raise FormatError(f"HDF5 {self.what}: signature {expected.decode()} missing", self.h5.name)
+
+
+class H5Type:
+    """A decoded HDF5 datatype: class, element size, the numpy dtype h5py would show."""
+
+    __slots__ = ("base", "cls", "dtype", "is_str", "size")
+
+    def __init__(
+        self, cls: int, size: int, dtype: np.dtype, base: H5Type | None = None, is_str: bool = False
+    ):
+        self.cls, self.size, self.dtype, self.base, self.is_str = cls, size, dtype, base, is_str
+
+
+_IEEE = {(2, 5, 10): "f2", (4, 8, 23): "f4", (8, 11, 52): "f8"}
+
+
+class Reader:
+    """One open HDF5 file: address arithmetic, bounded reads, parsed-structure caches."""
+
+    def __init__(self, source: ByteSource, name: str) -> None:
+        self.src, self.name = source, name
+        self.budget = BUDGET
+        start = find_superblock(source)
+        if start is None:
+            raise FormatError("no HDF5 superblock", name)
+        self.base = start  # libhdf5 takes addresses relative to where the superblock is
+        self.so, self.sl = 8, 8
+        head = self._raw(start, 24, "superblock")
+        version = head[8]
+        if version in (0, 1):
+            self.so, self.sl = head[13], head[14]
+            self._check_sizes()
+            fixed = 24 + (4 if version == 1 else 0)
+            body = Cursor(
+                self._raw(start + fixed, 4 * self.so + 2 * self.so + 24, "superblock"), self, "superblock"
+            )
+            body.skip(4 * self.so)  # base, free-space info, end of file, driver info addresses
+            body.skip(self.so)  # root symbol table entry: link name offset
+            self.root = body.addr()
+        elif version in (2, 3):
+            self.so, self.sl = head[9], head[10]
+            self._check_sizes()
+            body = Cursor(self._raw(start + 12, 4 * self.so, "superblock"), self, "superblock")
+            body.skip(3 * self.so)  # base, superblock extension, end of file addresses
+            self.root = body.addr()
+        else:
+            raise FormatError(f"HDF5 superblock version {version} is not supported", name)
+        self.undef = (1 << (8 * self.so)) - 1
+        self._headers: OrderedDict[int, list[tuple[int, int, bytes]]] = OrderedDict()
+        self._global: OrderedDict[int, tuple[bytes, dict[int, tuple[int, int]]]] = OrderedDict()
+        self._heaps: dict[int, _FractalHeap] = {}
+
+    def _check_sizes(self) -> None:
+        if self.so not in (2, 4, 8) or self.sl not in (2, 4, 8):
+            raise FormatError(f"HDF5 superblock: offset/length sizes {self.so}/{self.sl}", self.name)
+
+    def spend(self, units: int = 1) -> None:
+        self.budget -= units
+        if self.budget < 0:
+            raise FormatError("HDF5 structure is too large or cyclic to walk", self.name)
+
+    def _raw(self, offset: int, n: int, what: str) -> bytes:
+        self.spend()
+        return read_exact(self.src, offset, n, f"HDF5 {what}")
+
+    def read(self, addr: int, n: int, what: str) -> bytes:
+        if addr == getattr(self, "undef", -1) or n > MAX_CHUNK:
+            raise FormatError(f"HDF5 {what}: undefined address or {n} bytes over the limit", self.name)
+        return self._raw(self.base + addr, n, what)
+
+    def cursor(self, addr: int, n: int, what: str) -> Cursor:
+        return Cursor(self.read(addr, n, what), self, what)
+
+    # --- object headers ---
+
+    def messages(self, addr: int) -> list[tuple[int, int, bytes]]:
+        """(type, flags, body) of every message of the object header at `addr`, continuations followed."""
+        cached = self._headers.get(addr)
+        if cached is not None:
+            self._headers.move_to_end(addr)
+            return cached
+        first = self.read(addr, 4, "object header")
+        found = self._messages_v2(addr) if first == b"OHDR" else self._messages_v1(addr)
+        self._headers[addr] = found
+        if len(self._headers) > 4096:
+            self._headers.popitem(last=False)
+        return found
+
+    def _messages_v1(self, addr: int) -> list[tuple[int, int, bytes]]:
+        head = self.cursor(addr, 16, "object header")
+        if head.u8() != 1:
+            raise FormatError(f"HDF5 object header at {addr}: unknown version", self.name)
+        head.skip(1)
+        count = head.u16()
+        head.skip(4)
+        chunks = [(addr + 16, head.u32())]
+        found: list[tuple[int, int, bytes]] = []
+        seen: set[int] = set()
+        read = 0
+        while chunks and read < count:
+            start, size = chunks.pop(0)
+            if start in seen:
+                raise FormatError("HDF5 object header continues into itself", self.name)
+            seen.add(start)
+            data = Cursor(self.read(start, size, "object header"), self, "object header")
+            while data.pos + 8 <= len(data.data) and read < count:
+                kind, length, flags = data.u16(), data.u16(), data.u8()
+                data.skip(3)
+                body = data.take(length)
+                read += 1
+                self.spend()
+                if kind == CONTINUATION:
+                    chunks.append(self._continuation(body))
+                elif kind:
+                    found.append((kind, flags, body))
+        return found
+
+    def _messages_v2(self, addr: int) -> list[tuple[int, int, bytes]]:
+        head = Cursor(
+            self.read(addr, min(34, self.src.size - self.base - addr), "object header"), self, "object header"
+        )
+        head.signature(b"OHDR")
+        if head.u8() != 2:
+            raise FormatError(f"HDF5 object header at {addr}: unknown version", self.name)
+        flags = head.u8()
+        if flags & 0x20:
+            head.skip(16)  # access, modification, change, birth times
+        if flags & 0x10:
+            head.skip(4)  # attribute phase change values
+        size = head.uint(1 << (flags & 3))
+        chunks = [(addr + head.pos, size, False)]
+        extra = 2 if flags & 0x04 else 0  # creation order of each message
+        found: list[tuple[int, int, bytes]] = []
+        seen: set[int] = set()
+        while chunks:
+            start, length, signed = chunks.pop(0)
+            if start in seen:
+                raise FormatError("HDF5 object header continues into itself", self.name)
+            seen.add(start)
+            raw = self.read(start, length, "object header")
+            if signed:
+                if raw[:4] != b"OCHK":
+                    raise FormatError("HDF5 object header continuation: signature OCHK missing", self.name)
+                raw = raw[4:-4]  # signature and checksum
+            data = Cursor(raw, self, "object header")
+            while data.pos + 4 + extra <= len(raw):
+                kind, length_, mflags = data.u8(), data.u16(), data.u8()
+                data.skip(extra)
+                body = data.take(length_)
+                self.spend()
+                if kind == CONTINUATION:
+                    chunks.append((*self._continuation(body), True))
+                elif kind:
+                    found.append((kind, mflags, body))
+        return found
+
+    def _continuation(self, body: bytes) -> tuple[int, int]:
+        cur = Cursor(body, self, "continuation message")
+        return cur.addr(), cur.length()
+
+    def shared(self, body: bytes, kind: int) -> bytes:
+        """The message a shared-message pointer stands for (committed datatypes and the like)."""
+        cur = Cursor(body, self, "shared message")
+        version, where = cur.u8(), cur.u8()
+        if version == 1:
+            cur.skip(6)
+        elif version not in (2, 3):
+            raise FormatError(f"HDF5 shared message version {version}", self.name)
+        if version == 3 and where == 1:
+            raise FormatError("HDF5 shared-message heaps are not read", self.name)
+        target = cur.addr()
+        for k, flags, inner in self.messages(target):
+            if k == kind:
+                return self.shared(inner, kind) if flags & SHARED_FLAG else inner
+        raise FormatError(f"HDF5 shared message at {target} holds no message of type {kind}", self.name)
+
+    # --- datatypes and dataspaces ---
+
+    def datatype(self, cur: Cursor, depth: int = 0) -> H5Type:
+        if depth > MAX_DEPTH:
+            raise FormatError("HDF5 datatype nested too deep", self.name)
+        self.spend()
+        first = cur.u8()
+        cls, version = first & 0x0F, first >> 4
+        bits = cur.take(3)
+        size = cur.u32()
+        order = ">" if bits[0] & 1 else "<"
+        if cls == 0:  # fixed-point
+            cur.skip(4)
+            kind = "i" if bits[0] & 0x08 else "u"
+            dtype = np.dtype(f"{order}{kind}{size}") if size in (1, 2, 4, 8) else np.dtype(f"V{size}")
+            return H5Type(cls, size, dtype)
+        if cls == 1:  # floating point
+            cur.skip(4)
+            _exp_loc, exp_size, _man_loc, man_size = cur.u8(), cur.u8(), cur.u8(), cur.u8()
+            cur.skip(4)
+            code = _IEEE.get((size, exp_size, man_size))
+            return H5Type(cls, size, np.dtype(f"{order}{code}") if code else np.dtype(f"V{size}"))
+        if cls == 2:  # time
+            cur.skip(2)
+            return H5Type(cls, size, np.dtype(f"V{size}"))
+        if cls == 3:  # fixed-length string
+            return H5Type(cls, size, np.dtype(f"S{size}"), is_str=True)
+        if cls == 4:  # bitfield
+            cur.skip(4)
+            return H5Type(
+                cls, size, np.dtype(f"{order}u{size}") if size in (1, 2, 4, 8) else np.dtype(f"V{size}")
+            )
+        if cls == 5:  # opaque: an ASCII tag padded to a multiple of 8
+            cur.skip(bits[0])
+            return H5Type(cls, size, np.dtype(f"V{size}"))
+        if cls == 6:  # compound
+            self._compound_members(cur, version, size, int.from_bytes(bits[:2], "little"), depth)
+            return H5Type(cls, size, np.dtype(f"V{size}"))
+        if cls == 7:  # reference
+            return H5Type(cls, size, np.dtype("O"))
+        if cls == 8:  # enum
+            base = self.datatype(cur, depth + 1)
+            count = int.from_bytes(bits[:2], "little")
+            names = []
+            for _ in range(count):
+                start = cur.pos
+                names.append(cur.cstring())
+                if version < 3:
+                    cur.align(start)
+            cur.skip(count * base.size)
+            boolean = names == [b"FALSE", b"TRUE"] and base.size == 1
+            return H5Type(cls, size, np.dtype("?") if boolean else base.dtype, base)
+        if cls == 9:  # variable-length: sequence (0) or string (1)
+            base = self.datatype(cur, depth + 1)
+            return H5Type(cls, size, np.dtype("O"), base, is_str=(bits[0] & 0x0F) == 1)
+        if cls == 10:  # array
+            ndims = cur.u8()
+            if version < 3:
+                cur.skip(3)
+            dims = tuple(cur.u32() for _ in range(ndims))
+            if version < 3:
+                cur.skip(4 * ndims)  # permutation
+            base = self.datatype(cur, depth + 1)
+            try:
+                dtype = np.dtype((base.dtype, dims)) if base.dtype != np.dtype("O") else np.dtype("O")
+            except (TypeError, ValueError):
+                dtype = np.dtype(f"V{size}")
+            return H5Type(cls, size, dtype, base)
+        raise FormatError(f"HDF5 datatype class {cls} is not supported", self.name)
+
+    def _compound_members(self, cur: Cursor, version: int, size: int, count: int, depth: int) -> None:
+        width = enc_size(size)  # bytes of each member's offset (v3)
+        for _ in range(count):
+            start = cur.pos
+            cur.cstring()
+            if version < 3:
+                cur.align(start)
+                cur.skip(4)  # byte offset
+                if version == 1:
+                    cur.skip(1 + 3 + 4 + 4 + 16)  # dimensionality, reserved, permutation, reserved, dims
+            else:
+                cur.skip(width)
+            self.datatype(cur, depth + 1)
+
+    def dataspace(self, body: bytes) -> tuple[int, ...] | None:
+        """The shape, () for a scalar, None for a null dataspace."""
+        cur = Cursor(body, self, "dataspace")
+        version, rank = cur.u8(), cur.u8()
+        cur.skip(1)  # flags: maximum dimensions and permutation follow the sizes; not needed
+        if version == 1:
+            cur.skip(5)
+            kind = 1 if rank else 0
+        elif version == 2:
+            kind = cur.u8()
+        else:
+            raise FormatError(f"HDF5 dataspace version {version}", self.name)
+        if kind == 2:
+            return None
+        if rank > 32:
+            raise FormatError(f"HDF5 dataspace of rank {rank}", self.name)
+        return tuple(cur.length() for _ in range(rank)) if kind == 1 else ()
+
+    def message_type(self, flags: int, body: bytes) -> H5Type:
+        if flags & SHARED_FLAG:
+            body = self.shared(body, DATATYPE)
+        return self.datatype(Cursor(body, self, "datatype"))
+
+    # --- heaps ---
+
+    def global_object(self, collection: int, index: int) -> bytes:
+        cached = self._global.get(collection)
+        if cached is None:
+            head = self.cursor(collection, 8 + self.sl, "global heap")
+            head.signature(b"GCOL")
+            head.skip(4)
+            size = head.length()
+            data = self.read(collection, size, "global heap")
+            objects: dict[int, tuple[int, int]] = {}
+            pos = 8 + self.sl
+            while pos + 8 + self.sl <= size:
+                cur = Cursor(data, self, "global heap object", pos)
+                number = cur.u16()
+                cur.skip(6)
+                length = cur.length()
+                if number == 0:
+                    break
+                start = cur.pos
+                if start + length > size:
+                    raise FormatError("HDF5 global heap object runs past its collection", self.name)
+                objects[number] = (start, length)
+                pos = start + length + (8 - length % 8) % 8
+                self.spend()
+            cached = (data, objects)
+            self._global[collection] = cached
+            if len(self._global) > 64:
+                self._global.popitem(last=False)
+        data, objects = cached
+        if index not in objects:
+            raise FormatError(f"HDF5 global heap object {index} is missing", self.name)
+        start, length = objects[index]
+        return data[start : start + length]
+
+    def fractal_heap(self, addr: int) -> _FractalHeap:
+        heap = self._heaps.get(addr)
+        if heap is None:
+            heap = self._heaps[addr] = _FractalHeap(self, addr)
+        return heap
+
+    def btree1_leaves(self, addr: int, kind: int, key_size: int) -> Iterator[tuple[bytes, int]]:
+        """(left key, child address) of every leaf entry of a v1 B-tree: kind 0 holds a group's
+        symbol-table nodes (keys: heap offsets), kind 1 a dataset's chunks (keys: size, mask, offsets)."""
+        seen: set[int] = set()
+
+        def node(address: int, depth: int) -> Iterator[tuple[bytes, int]]:
+            if address in seen or depth > MAX_DEPTH:
+                raise FormatError("HDF5 v1 B-tree is cyclic or too deep", self.name)
+            seen.add(address)
+            head = self.cursor(address, 8 + 2 * self.so, "v1 B-tree")
+            head.signature(b"TREE")
+            node_kind, level, entries = head.u8(), head.u8(), head.u16()
+            head.skip(2 * self.so)  # left and right siblings
+            if node_kind != kind:
+                raise FormatError("HDF5 v1 B-tree node of the wrong type", self.name)
+            body = self.cursor(address + head.pos, entries * (key_size + self.so) + key_size, "v1 B-tree")
+            children = [(body.take(key_size), body.addr()) for _ in range(entries)]
+            self.spend(entries)
+            for key, child in children:
+                if level:
+                    yield from node(child, depth + 1)
+                else:
+                    yield key, child
+
+        yield from node(addr, 0)
+
+    def btree2_records(self, addr: int) -> Iterator[bytes]:
+        """Every record of the v2 B-tree whose header is at `addr`, in key order."""
+        head = self.cursor(addr, 4 + 2 + 4 + 2 + 2 + 2 + self.so + 2 + self.sl, "v2 B-tree")
+        head.signature(b"BTHD")
+        head.skip(2)  # version, type
+        node_size, record_size, depth = head.u32(), head.u16(), head.u16()
+        head.skip(2)  # split and merge percents
+        root, root_count = head.addr(), head.u16()
+        if record_size == 0 or depth > MAX_DEPTH or node_size > MAX_CHUNK:
+            raise FormatError("HDF5 v2 B-tree header is corrupt", self.name)
+        if root == self.undef:
+            return
+        # Field widths of internal nodes' child pointers, as libhdf5 derives them (H5B2__hdr_init).
+        max_nrec = [(node_size - 10) // record_size]
+        cum_max = [max_nrec[0]]
+        cum_size = [0]
+        nrec_size = enc_size(max_nrec[0])
+        for level in range(1, depth + 1):
+            pointer = self.so + nrec_size + (cum_size[level - 1] if level > 1 else 0)
+            count = (node_size - (10 + pointer)) // (record_size + pointer)
+            max_nrec.append(count)
+            cum_max.append((count + 1) * cum_max[level - 1] + count)
+            cum_size.append(enc_size(cum_max[level]))
+        seen: set[int] = set()
+
+        def node(address: int, count: int, level: int) -> Iterator[bytes]:
+            if address in seen:
+                raise FormatError("HDF5 v2 B-tree node is reached twice", self.name)
+            seen.add(address)
+            cur = self.cursor(address, node_size, "v2 B-tree node")
+            cur.signature(b"BTIN" if level else b"BTLF")
+            cur.skip(2)
+            self.spend(count)
+            records = [cur.take(record_size) for _ in range(count)]
+            if not level:
+                yield from records
+                return
+            children = []
+            for _ in range(count + 1):
+                child, child_count = cur.addr(), cur.uint(nrec_size)
+                if level > 1:
+                    cur.skip(cum_size[level - 1])
+                children.append((child, child_count))
+            for i, (child, child_count) in enumerate(children):
+                yield from node(child, child_count, level - 1)
+                if i < count:
+                    yield records[i]
+
+        yield from node(root, root_count, depth)
+
+
+def enc_size(value: int) -> int:
+    """Bytes libhdf5 uses to encode counts up to `value` (H5VM_limit_enc_size)."""
+    return (max(value, 1).bit_length() - 1) // 8 + 1
+
+
+class _FractalHeap:
+    """A fractal heap's header and managed-object lookup (dense links and attributes live here)."""
+
+    def __init__(self, h5: Reader, addr: int) -> None:
+        self.h5 = h5
+        so, sl = h5.so, h5.sl
+        cur = h5.cursor(addr, 22 + 12 * sl + 3 * so, "fractal heap")
+        cur.signature(b"FRHP")
+        cur.skip(1)
+        self.id_length, filters, self.flags = cur.u16(), cur.u16(), cur.u8()
+        max_managed = cur.u32()
+        cur.skip(sl)  # next huge object ID
+        self.huge_tree = cur.addr()
+        cur.skip(sl + so + sl + sl + sl + sl + sl + sl + sl + sl)  # free space, counts and sizes
+        self.width, self.start_size, self.max_direct = cur.u16(), cur.length(), cur.length()
+        self.max_heap_bits, _start_rows, self.root, self.rows = cur.u16(), cur.u16(), cur.addr(), cur.u16()
+        if filters:
+            raise FormatError("HDF5 filtered fractal heaps are not read", h5.name)
+        if (
+            not (self.width and _is_pow2(self.start_size) and _is_pow2(self.max_direct))
+            or self.max_heap_bits > 64
+        ):
+            raise FormatError("HDF5 fractal heap header is corrupt", h5.name)
+        self.off_size = (self.max_heap_bits + 7) // 8
+        self.len_size = min((self.max_direct.bit_length() - 1 + 7) // 8, enc_size(max_managed))
+        self.direct_rows = (self.max_direct.bit_length() - self.start_size.bit_length()) + 2
+
+    def row_size(self, row: int) -> int:
+        return self.start_size if row == 0 else self.start_size << (row - 1)
+
+    def object(self, heap_id: bytes) -> bytes:
+        cur = Cursor(heap_id, self.h5, "fractal heap ID")
+        first = cur.u8()
+        if first >> 6:
+            raise FormatError("HDF5 fractal heap ID of an unknown version", self.h5.name)
+        kind = (first >> 4) & 3
+        if kind == 2:  # tiny: the object is inside the ID
+            if self.id_length <= 18:
+                return cur.take((first & 0x0F) + 1)
+            return cur.take(((first & 0x0F) << 8 | cur.u8()) + 1)
+        if kind == 1:
+            return self._huge(cur)
+        if kind != 0:
+            raise FormatError("HDF5 fractal heap ID of an unknown type", self.h5.name)
+        offset, length = cur.uint(self.off_size), cur.uint(self.len_size)
+        block, block_offset = self._direct_block(offset)
+        return self.h5.read(block + offset - block_offset, length, "fractal heap object")
+
+    def _huge(self, cur: Cursor) -> bytes:
+        """An object too large for the managed blocks: its address and length are in the ID, or in
+        the records (address, length, ID) of the heap's huge-object v2 B-tree."""
+        h5 = self.h5
+        if self.id_length - 1 >= h5.so + h5.sl:
+            address, length = cur.addr(), cur.length()
+        else:
+            wanted = cur.uint(min(self.id_length - 1, 8))
+            for record in h5.btree2_records(self.huge_tree):
+                rec = Cursor(record, h5, "huge object record")
+                address, length, number = rec.addr(), rec.length(), rec.length()
+                if number == wanted:
+                    break
+            else:
+                raise FormatError("HDF5 huge fractal-heap object is missing from its index", h5.name)
+        return h5.read(address, length, "huge fractal heap object")
+
+    def _direct_block(self, offset: int) -> tuple[int, int]:
+        """(address, heap offset) of the direct block holding heap offset `offset`."""
+        if self.rows == 0:
+            return self.root, 0
+        address, block_offset, rows = self.root, 0, self.rows
+        for _ in range(MAX_DEPTH):
+            # child pointers: direct rows carry an address (filtered heaps are refused above)
+            pos = 4 + 1 + self.h5.so + self.off_size
+            entry = block_offset
+            for row in range(rows):
+                span = self.row_size(row)
+                for _column in range(self.width):
+                    if entry <= offset < entry + span:
+                        cur = self.h5.cursor(address + pos, self.h5.so, "fractal heap indirect block")
+                        child = cur.addr()
+                        if child == self.h5.undef:
+                            raise FormatError(
+                                "HDF5 fractal heap object lies in an unallocated block", self.h5.name
+                            )
+                        if row < self.direct_rows:
+                            return child, entry
+                        address, block_offset = child, entry
+                        rows = (span.bit_length() - 1) - (self.start_size * self.width).bit_length() + 2
+                        break
+                    entry += span
+                    pos += self.h5.so
+                else:
+                    continue
+                break
+            else:
+                raise FormatError("HDF5 fractal heap offset lies outside the heap", self.h5.name)
+        raise FormatError("HDF5 fractal heap nested too deep", self.h5.name)
+
+
+def _is_pow2(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
