@@ -22,26 +22,10 @@ from tensorfile.scan import pool
 from tensorfile.scan.scanner import scan
 
 from .conftest import ROOT
-from .fixtures.make_zoo import build_zoo
+from .fixtures.make_zoo import MEASURED_CLI, build_zoo
 
 ZOO_FILES = 2000
 MB = 1 << 20
-
-# Runs `tensorfile ARGS` in this process, then writes its exit code and peak RSS (its own, and
-# the largest of its worker processes, which it has waited for) as JSON to the file named first.
-MEASURED = r"""
-import json, resource, sys
-from tensorfile.cli import main
-out, sys.argv = sys.argv[1], ["tensorfile", *sys.argv[2:]]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-peak = lambda who: resource.getrusage(who).ru_maxrss * 1024
-stats = {"code": code, "parent": peak(resource.RUSAGE_SELF), "workers": peak(resource.RUSAGE_CHILDREN)}
-with open(out, "w") as f:
-    json.dump(stats, f)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +39,11 @@ def measured(tmp: Path, *args: str, stdout: Any = subprocess.PIPE) -> tuple[dict
     """`tensorfile ARGS` in a fresh process: (exit code and peak RSS, its standard output)."""
     stats = tmp / f"stats-{time.monotonic_ns()}.json"
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURED, str(stats), *args], stdout=stdout, timeout=300, cwd=ROOT, check=False
+        [sys.executable, "-c", MEASURED_CLI, str(stats), *args],
+        stdout=stdout,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
     )
     assert proc.returncode == 0, "the measuring wrapper itself failed"
     return json.loads(stats.read_text()), proc.stdout

@@ -27,7 +27,12 @@ from .common import _console, _print_json, _with_http, json_option
     help="Lowest severity that makes the exit code 1.",
 )
 @click.option(
-    "-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Parallel processes (default: CPUs)."
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes (default: one per CPU, at most 8; 1: scan in this process). A file whose "
+    "worker dies is scanned again on a fresh one, and reported as not scanned if that one dies too.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Also list info and low findings and clean files.")
 def scan(
