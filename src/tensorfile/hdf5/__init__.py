@@ -26,9 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .objects import AttributeManager, Dataset, Datatype, File, Group
-from .structures import MAGIC, find_superblock
-
 __all__ = [
     "MAGIC",
     "AttributeManager",
@@ -39,6 +36,27 @@ __all__ = [
     "find_superblock",
     "import_h5py",
 ]
+
+_LAZY = {
+    "AttributeManager": "objects",
+    "Dataset": "objects",
+    "Datatype": "objects",
+    "File": "objects",
+    "Group": "objects",
+    "MAGIC": "structures",
+    "find_superblock": "structures",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The readers load on first use (they need numpy, which identify of other formats does not)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def import_h5py() -> Any:
