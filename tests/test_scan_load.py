@@ -6,12 +6,15 @@ bounded memory; a worker killed mid-scan costs no file (bench/bench_scan_load.py
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,29 @@ ZOO_FILES = 2000
 MB = 1 << 20
 
 
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder all xdist workers of this session share: the zoo and its serial scan are made
+    once (importing torch and onnx is most of the cost)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "scan-load"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("zoo")
-    build_zoo(folder, ZOO_FILES, seed=16)
+def zoo(shared: Path) -> Path:
+    folder = shared / "zoo"
+    with locked(shared):
+        if not (folder / "ZOO.json").exists():  # written last
+            build_zoo(folder, ZOO_FILES, seed=16)
     return folder
 
 
@@ -60,11 +82,14 @@ def on_disk(zoo: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def serial(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
-    stats, out = measured(
-        tmp_path_factory.mktemp("serial"), "scan", "--json", "--jobs", "1", str(zoo / "files")
-    )
-    return stats, json.loads(out)
+def serial(zoo: Path, shared: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    done = shared / "serial.json"
+    with locked(shared):
+        if not done.exists():
+            stats, out = measured(shared, "scan", "--json", "--jobs", "1", str(zoo / "files"))
+            done.write_text(json.dumps([stats, json.loads(out)]))
+        stats, doc = json.loads(done.read_text())
+    return stats, doc
 
 
 def test_zoo_is_mixed_and_seeded(zoo: Path, serial: tuple[dict[str, Any], dict[str, Any]]) -> None:
@@ -106,23 +131,53 @@ def test_jobs_2_equals_serial_every_file_once_memory_bounded(
     assert 0 < stats["workers"] < bound, (stats, base)
 
 
-def test_a_killed_worker_loses_no_file(zoo: Path, serial: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    """kill -9 of a worker of a running `scan --jobs 2`: the report is the serial one, exit code too."""
+def scan_with_workers(zoo: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A running `tensorfile scan --json --jobs 2` over the zoo three times (6,000 files, a few
+    seconds) and its two worker processes' pids, once they have had time to answer some files."""
     folder = str(zoo / "files")
     cmd = [sys.executable, "-m", "tensorfile", "scan", "--json", "--jobs", "2", folder, folder, folder]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, **popen)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     deadline = time.monotonic() + 60
     while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(0.5)  # let the workers answer some files first
-    victim = int(children.read_text().split()[0])
-    os.kill(victim, signal.SIGKILL)
+    time.sleep(0.5)
+    return proc, [int(pid) for pid in children.read_text().split()]
+
+
+def test_a_killed_worker_loses_no_file(zoo: Path, serial: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """kill -9 of a worker of a running `scan --jobs 2`: the report is the serial one, exit code too."""
+    proc, workers = scan_with_workers(zoo)
+    os.kill(workers[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert b"Traceback" not in err
     doc = json.loads(out)
     assert doc["files"] == serial[1]["files"] * 3
     assert proc.returncode == serial[0]["code"]
+
+
+def test_ctrl_c_and_kill_9_of_the_parent_leave_no_worker(zoo: Path) -> None:
+    proc, workers = scan_with_workers(zoo, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's foreground process group
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == b"tensorfile: interrupted"
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    proc, workers = scan_with_workers(zoo)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60  # each worker ends when its stdin closes, after its current file
+    while [pid for pid in workers if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _running(pid)]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphaned worker is reaped by init, or lingers as a zombie
+    under a sandbox's init that does not reap)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _zoo_paths(zoo: Path, count: int) -> list[Path]:

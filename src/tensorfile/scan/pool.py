@@ -57,6 +57,7 @@ class _Worker:
             [sys.executable, "-m", "tensorfile.scan.pool"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C is the parent's, even while a worker is starting
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin = self.proc.stdin
@@ -171,7 +172,7 @@ def scan_files(paths: list[Path], workers: int) -> list[FileResult]:
 
 def main() -> int:
     """The worker loop: a path per line on stdin, its result per line on stdout."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes our pipes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops us
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
     from .scanner import scan_file
