@@ -1,24 +1,24 @@
 """`convert`: read a source's tensor locations, plan the output, check the disk, stream, rename.
 
 Nothing appears under the destination name until everything is written and fsynced: a single
-file goes through `atomic_output`; a folder is built under a temporary name beside it and renamed
-into place at the end (with --force, the old one is moved aside first and removed after).
+file goes through `atomic_output` (an unnamed O_TMPFILE inode where it can), a folder through
+`atomic_folder`, built under a locked part name beside it and renamed into place at the end (with
+--force, the old one is moved aside first and removed after). Parts that killed runs left in the
+destination folder are removed before the free space is checked.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..atomic import atomic_output, current_umask
+from ..atomic import atomic_folder, atomic_output, clear_stale_parts, is_empty_folder
 from ..errors import InputError, UsageError
 from ..source import check_path
 from .cast import target_dtype
@@ -136,13 +136,13 @@ def convert(
     metadata = _metadata(tensors, plan) if target == "safetensors" else {}
     copies = _folder_copies(src) if as_folder and src.is_dir() else []
     need = plan.total_bytes + sum(f.stat().st_size for f in copies)
-    _check_space(dst, need)
+    _check_space(dst, need, result)
 
     report = progress(plan.total_bytes) if progress else _ignore
     with FileMaps() as maps:
         if as_folder:
             stem = _stem(tensors.files[0] if src.is_dir() else src)
-            with _atomic_folder(dst, force) as folder:
+            with atomic_folder(dst, replace=force) as folder:
                 _write_folder(folder, plan, target, metadata, shard_limit, stem, maps, report, result)
                 for f in copies:
                     shutil.copy2(f, folder / f.name)
@@ -188,7 +188,7 @@ def _convert_gguf(
     result = ConvertResult(str(src), tensors.format, str(dst), "gguf", plan.quant, notes=list(tensors.notes))
     result.tensor_count = len(plan.tensors)
     result.total_bytes = plan.total_bytes
-    _check_space(dst, plan.total_bytes)
+    _check_space(dst, plan.total_bytes, result)
     values = sum(t.numel * 4 for t in plan.tensors)
     report = progress(values) if progress else _ignore
     with FileMaps() as maps, atomic_output(dst) as out:
@@ -256,15 +256,11 @@ def _check_destination(src: Path, dst: Path, force: bool) -> None:
         raise UsageError("the destination is (inside) the source; write the conversion somewhere else")
     if src.is_dir() and dst.resolve() in src.resolve().parents:
         raise UsageError("the destination contains the source; write the conversion somewhere else")
-    if (dst.exists() or dst.is_symlink()) and not force and not _empty_folder(dst):
+    if (dst.exists() or dst.is_symlink()) and not force and not is_empty_folder(dst):
         raise UsageError(f"{dst} already exists (--force replaces it)")
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise InputError("destination folder does not exist", parent)
-
-
-def _empty_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def _open_source(src: Path, trust: bool) -> TensorSet:
@@ -343,8 +339,12 @@ def _folder_copies(src: Path) -> list[Path]:
     return copies
 
 
-def _check_space(dst: Path, need: int) -> None:
+def _check_space(dst: Path, need: int, result: ConvertResult) -> None:
+    """Enough room for the output, once the parts of killed runs in its folder are gone."""
     parent = dst.parent if str(dst.parent) else Path(".")
+    freed = clear_stale_parts(parent)
+    if freed:
+        result.notes.append(f"removed what killed runs left here ({freed / 1e6:.2f} MB of partial output)")
     try:
         stat = os.statvfs(parent)
     except OSError:
@@ -426,45 +426,3 @@ def _write_folder(
 def _sync(out: BinaryIO) -> None:
     out.flush()
     os.fsync(out.fileno())
-
-
-@contextlib.contextmanager
-def _atomic_folder(dst: Path, force: bool) -> Iterator[Path]:
-    """A temporary folder beside `dst`, renamed to `dst` when the block ends without error."""
-    parent = dst.parent if str(dst.parent) else Path(".")
-    temp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".part", dir=parent))
-    try:
-        os.chmod(temp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give what mkdir would
-        yield temp
-        _fsync_dir(temp)
-        old = None
-        if dst.exists() or dst.is_symlink():
-            if not force and not _empty_folder(dst):
-                raise UsageError(f"{dst} appeared while converting; nothing was replaced")
-            old = parent / f".{dst.name}.{os.getpid()}.old"
-            os.replace(dst, old)
-        os.replace(temp, dst)
-        _fsync_dir(parent)
-        if old is not None:
-            _remove(old)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    """The old destination, moved aside by --force, once the new one is in place."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
