@@ -84,7 +84,8 @@ class AttributeManager:
         return sorted(self._raw)
 
     def __getitem__(self, name: str) -> Any:
-        return self._decode(self._raw[name])
+        body = self._raw[name]
+        return _guard(lambda: self._decode(body), self._h5.name)
 
     def get(self, name: str, default: Any = None) -> Any:
         return self[name] if name in self._raw else default
@@ -252,7 +253,8 @@ class Dataset(_Object):
             data = self._h5.read(address, size, "dataset")
         else:
             raise FormatError(f"HDF5 dataset {self.name} has no contiguous data", self._h5.name)
-        return _values(self._h5, self._type, self.shape, data)
+        value_type = self._type
+        return _guard(lambda: _values(self._h5, value_type, self.shape, data), self._h5.name)
 
 
 def _chunk_bytes(h5: Reader, root: int, dims: int) -> int:
@@ -269,20 +271,23 @@ class Group(_Object):
 
     def _link_table(self) -> dict[str, tuple[str, Any, int]]:
         if self._links is None:
-            links: dict[str, tuple[str, Any, int]] = {}
-            tracked = False
-            for kind, _flags, body in self._messages:
-                if kind == SYMBOL_TABLE:
-                    _symbol_table(self._h5, body, links)
-                elif kind == LINK:
-                    name, link = _link(self._h5, body)
-                    links.setdefault(name, link)
-                elif kind == LINK_INFO:
-                    tracked = tracked or bool(_dense_links(self._h5, body, links))
-            # h5py lists by name, or by creation order where the group tracks it
-            order = (lambda item: (item[1][2], item[0])) if tracked else (lambda item: item[0])
-            self._links = dict(sorted(links.items(), key=order))
+            self._links = _guard(self._read_links, self._h5.name)
         return self._links
+
+    def _read_links(self) -> dict[str, tuple[str, Any, int]]:
+        links: dict[str, tuple[str, Any, int]] = {}
+        tracked = False
+        for kind, _flags, body in self._messages:
+            if kind == SYMBOL_TABLE:
+                _symbol_table(self._h5, body, links)
+            elif kind == LINK:
+                name, link = _link(self._h5, body)
+                links.setdefault(name, link)
+            elif kind == LINK_INFO:
+                tracked = tracked or bool(_dense_links(self._h5, body, links))
+        # h5py lists by name, or by creation order where the group tracks it
+        order = (lambda item: (item[1][2], item[0])) if tracked else (lambda item: item[0])
+        return dict(sorted(links.items(), key=order))
 
     def keys(self) -> list[str]:
         return list(self._link_table())
@@ -391,6 +396,10 @@ class Datatype(_Object):
 
 
 def _open(h5: Reader, addr: int, name: str) -> Group | Dataset | Datatype:
+    return _guard(lambda: _object(h5, addr, name), h5.name)
+
+
+def _object(h5: Reader, addr: int, name: str) -> Group | Dataset | Datatype:
     kinds = {kind for kind, _flags, _body in h5.messages(addr)}
     if LAYOUT in kinds:
         return Dataset(h5, addr, name)
