@@ -5,6 +5,13 @@ client's layout, so `from_pretrained`, `snapshot_download(local_files_only=True)
 Every destination stages files under its own root (same filesystem, so placing is a rename),
 keeps quarantined files apart from where loaders look, and can tell whether a file is already
 there and intact (then it is not downloaded again).
+
+Staging holds resume state, not garbage: `<path>.part` (a partial file, resumed by the next run
+that fetches the same path) and `<path>` (verified but not placed when the run stopped, kept by
+the next run that wants it). `sweep` keeps all of it for the paths the current run fetches, and
+removes the rest (another selection's, another revision's, a file since deleted from the repo)
+once nothing has written to it for STALE_DAYS, in this destination's staging and, for the hub
+caches, in the staging areas of the cache's other repos; never a part a live run holds locked.
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ import shutil
 import time
 from pathlib import Path
 
-from ..atomic import write_text_atomic
+from ..atomic import remove_if_unlocked, write_text_atomic
 from ..errors import InputError
 from ..hub.listing import RemoteFile, RepoListing
 from ..hub.refs import HUGGINGFACE
-from .fetch import CHUNK, expected_hash
+from .fetch import expected_hash, file_digest
 
 _COMMIT_LEN = 40
+STALE_DAYS = 7.0
 
 
 class Destination:
@@ -65,6 +73,28 @@ class Destination:
         _remove_empty(self.staging, stop=self.top)
         return folder
 
+    def staging_areas(self) -> list[Path]:
+        """The staging folders `sweep` looks at: this destination's."""
+        return [self.staging]
+
+    def sweep(self, fetching: set[str]) -> int:
+        """Remove what no run will resume (see the module docstring); the bytes freed."""
+        freed = 0
+        cutoff = time.time() - STALE_DAYS * 86400
+        for area in self.staging_areas():
+            for root, _dirs, files in os.walk(area):
+                for name in files:
+                    path = Path(root, name)
+                    rel = path.relative_to(area).as_posix().removesuffix(".part")
+                    if area == self.staging and rel in fetching:
+                        continue
+                    with contextlib.suppress(OSError):
+                        if path.lstat().st_mtime < cutoff:
+                            freed += remove_if_unlocked(path)
+            if area != self.staging:
+                _remove_empty(area, stop=area.parent.parent)
+        return freed
+
     def prepare(self) -> None:
         try:
             self.staging.mkdir(parents=True, exist_ok=True)
@@ -98,14 +128,29 @@ class HuggingFaceCache(Destination):
         _, digest = expected_hash(file)
         return self.repo_dir / "blobs" / (digest or hashlib.sha256(file.path.encode()).hexdigest())
 
+    def staging_areas(self) -> list[Path]:
+        """This repo's staging, then the other repos' in the same cache."""
+        others = sorted(p for p in self.work.parent.glob("*/staging") if p != self.staging)
+        return [self.staging, *others]
+
     def present(self, file: RemoteFile) -> bool:
+        """The file is in the snapshot; or its blob is, intact (a run stopped before it linked it:
+        the link is made now)."""
         link = self.final_path(file.path)
-        return link.exists() and _intact(self._blob(file), file)
+        if not _intact(self._blob(file), file):
+            return False
+        if not link.exists():
+            self._link(file)
+        return True
 
     def place(self, file: RemoteFile, staged: Path) -> Path:
         blob = self._blob(file)
         blob.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, blob)
+        return self._link(file)
+
+    def _link(self, file: RemoteFile) -> Path:
+        blob = self._blob(file)
         link = self.final_path(file.path)
         link.parent.mkdir(parents=True, exist_ok=True)
         temp = link.with_name(f".{link.name}.tensorfile-link")
@@ -154,15 +199,7 @@ def _intact(path: Path, file: RemoteFile) -> bool:
     except OSError:
         return False
     kind, want = expected_hash(file)
-    if want is None:
-        return True
-    hasher = hashlib.sha256() if kind == "sha256" else hashlib.sha1(usedforsecurity=False)
-    if kind == "git-sha1":
-        hasher.update(f"blob {file.size}\0".encode())
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest() == want
+    return want is None or file_digest(path, file, kind) == want
 
 
 def _remove_empty(folder: Path, stop: Path) -> None:

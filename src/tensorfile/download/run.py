@@ -2,7 +2,8 @@
 with the scan engine, then place them all, or quarantine them all.
 
 Nothing appears where loaders look until every chosen file is complete, verified and scanned: a
-failed, refused or interrupted run leaves only the staging area (resumable) or the quarantine.
+failed, refused, interrupted or killed run leaves only the staging area (resumable) or the
+quarantine. What staging keeps, and for how long, is in place.py.
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ def _run(
     progress: ProgressFn | None,
     on_start: Callable[[int, int], None] | None,
 ) -> None:
+    freed = dest.sweep({o.choice.file.path for o in to_fetch})
+    if freed:
+        report.notes.append(f"removed {freed / 2**20:.1f} MiB of abandoned partial downloads")
     if to_fetch:
         dest.prepare()
         _check_space(dest, [o.choice.file for o in to_fetch])
