@@ -28,7 +28,6 @@ from ..picklevm import (
     parses_as_pickle,
     read_pickle_lenient,
 )
-from ..torchpickle import TORCH_DTYPES
 from .findings import CONVERT_ADVICE, Finding, rank
 from .rules import classify, normalize
 
@@ -58,9 +57,9 @@ _CONSTRUCTORS = frozenset(
         "copyreg.__newobj__",
         "copyreg.__newobj_ex__",
         "numpy.core.multiarray._reconstruct",
-        "torch._tensor._rebuild_from_type_v2",
     }
 )
+_REBUILD_FROM_TYPE = "torch._tensor._rebuild_from_type_v2"
 _ADVICE = "do not load it with pickle, torch.load or joblib.load; " + CONVERT_ADVICE
 
 
@@ -133,6 +132,8 @@ def _scan_streams(
         for res in [result, *inline]:
             scan.findings += [f.within(where) if where else f for f in analyze(res, depth)]
         inline.clear()
+        if any(d.kind in ("frame-straddle", "frame-nested") for d in result.differentials):
+            scan.findings += _buffered_reading(stream, begin, result, label, depth, where, scan.findings)
         if result.error:
             if scan.streams == 1 or result.opcode_count > 1:
                 scan.findings.append(
@@ -150,7 +151,9 @@ def _scan_streams(
         stream.seek(result.end)
         if not head:
             return
-        if is_pickle_start(head) is None:
+        if not looks_like_pickle(head):
+            # Anything that reads as opcodes counts as another stream: a loader that calls
+            # pickle.load again (torch's legacy format reads five in a row) runs it, header or not.
             scan.findings.append(
                 Finding(
                     "pickle-trailing-data",
@@ -163,6 +166,23 @@ def _scan_streams(
             return
         if stream.tell() <= begin:  # no progress: a zero-length program
             return
+
+
+def _buffered_reading(
+    stream: Any, begin: int, result: PickleResult, label: str, depth: int, where: str, known: list[Finding]
+) -> list[Finding]:
+    """The same stream read as C reads a stream without peek(): what that reading adds."""
+    if not _seek_ok(stream, begin):
+        return []
+    other = read_pickle_lenient(stream, name=label, drop_frame_tails=True)
+    stream.seek(result.end)
+    seen = {(f.rule, f.evidence) for f in known}
+    place = ", ".join(p for p in (where, "read as torch.load reads a zip record") if p)
+    return [
+        f.within(place)
+        for f in analyze(other, depth)
+        if (f.rule, f.evidence) not in seen and f.rule != "pickle-frame-mismatch"
+    ]
 
 
 def analyze(result: PickleResult, depth: int = 0) -> list[Finding]:
@@ -196,9 +216,11 @@ def analyze(result: PickleResult, depth: int = 0) -> list[Finding]:
                 )
             )
             continue
-        qualname = ".".join(normalize(g.module, g.name)) or g.qualname
+        # Judged by what CPython's find_class imports: below protocol 3 a Python 2 name is mapped
+        # (__builtin__.xrange is builtins.range), then known aliases (posix is os) apply.
+        qualname = ".".join(normalize(g.resolved_module, g.resolved_name)) or g.qualname
         how = usage.get(id(g), "referenced")
-        verdict = classify(g.module, g.name, how)
+        verdict = classify(g.resolved_module, g.resolved_name, how)
         if verdict.severity is None:
             continue
         key = f"{verdict.rule}:{g.qualname}"
@@ -216,8 +238,39 @@ def analyze(result: PickleResult, depth: int = 0) -> list[Finding]:
         seen[key] = finding
         findings.append(finding)
     findings += _odd_calls(result)
+    findings += _frame_findings(result)
     if depth < MAX_NESTING:
         findings += _nested(result, depth)
+    return findings
+
+
+_FRAME_PROBLEMS = {
+    "frame-straddle": "A frame ends inside an opcode",
+    "frame-nested": "A FRAME starts inside another frame",
+    "frame-overrun": "A frame claims more bytes than the data holds",
+    "frame-past-stop": "A frame runs on past the end of the pickle",
+}
+
+
+def _frame_findings(result: PickleResult) -> list[Finding]:
+    """Frames that disagree with the opcodes they hold. No pickler writes them; readers differ on
+    them: CPython's C unpickler reading a stream without peek() (torch.load's zip records) drops
+    the rest of a frame an opcode runs past, pickle.loads reads on, pickle._Unpickler refuses, and a
+    reader that trusts frame lengths sees yet another program."""
+    findings = []
+    for kind in dict.fromkeys(d.kind for d in result.differentials):
+        first = next(d for d in result.differentials if d.kind == kind)
+        findings.append(
+            Finding(
+                "pickle-frame-mismatch",
+                "high",
+                f"{_FRAME_PROBLEMS[first.kind]}: unpicklers disagree on which opcodes this file runs "
+                "(both readings were checked).",
+                first.detail,
+                f"byte {first.position}",
+                _ADVICE,
+            )
+        )
     return findings
 
 
@@ -242,22 +295,26 @@ def _usage(result: PickleResult) -> dict[int, str]:
     for call in result.calls:
         func = call.func
         name = func.qualname if isinstance(func, Global) else ""
-        canonical = ".".join(normalize(func.module, func.name)) if isinstance(func, Global) else ""
+        canonical = ".".join(normalize(func.resolved_module, func.resolved_name)) if name else ""
         if call.kind in ("newobj", "newobj_ex"):
             mark(func, "constructed")
         elif call.kind != "build":
             mark(func, "called")
-        if canonical in _CONSTRUCTORS and call.args:
+        rest: tuple[Any, ...] = call.args
+        if canonical == _REBUILD_FROM_TYPE and len(call.args) > 1:
+            # _rebuild_from_type_v2(func, new_type, args, state) calls func(*args), then makes the
+            # result an instance of new_type
+            mark(call.args[0], "called")
+            mark(call.args[1], "constructed")
+            rest = call.args[2:]
+        elif canonical in _CONSTRUCTORS and call.args:
             mark(call.args[0], "constructed")
-            rest: tuple[Any, ...] = call.args[1:]
-        else:
-            rest = call.args
+            rest = call.args[1:]
         if call.kind == "build" or name == "builtins.setstate" or canonical in _DATA_CONSTRUCTORS:
             continue
-        if canonical.startswith("torch._utils._rebuild_tensor"):
-            # The dtype argument (torch.float8_e4m3fn, torch.uint16…) is data, never called.
-            rest = tuple(v for v in rest if not _is_torch_dtype(v))
         # Anything else that receives a global may call it (partial, apply, map, defaultdict…).
+        # Torch's dtypes, qschemes and layouts passed to its rebuild functions are data: the rules
+        # allow them however they are used (they cannot be called).
         for value in _shallow(rest, 3):
             mark(value, "called")
         if call.kwargs:  # NEWOBJ_EX takes whatever object the pickle put there, not always a dict
@@ -265,10 +322,6 @@ def _usage(result: PickleResult) -> dict[int, str]:
             for value in _shallow(tuple(kwargs), 3):
                 mark(value, "called")
     return usage
-
-
-def _is_torch_dtype(value: Any) -> bool:
-    return isinstance(value, Global) and value.module == "torch" and value.name in TORCH_DTYPES
 
 
 def _shallow(values: tuple[Any, ...], depth: int) -> Iterator[Any]:
@@ -280,18 +333,28 @@ def _shallow(values: tuple[Any, ...], depth: int) -> Iterator[Any]:
             yield from _shallow(tuple(value.values()), depth - 1)
 
 
+# How a pickle can change an object it imported, besides calling it.
+_MUTATIONS = {
+    "build": ("changes attributes of", "BUILD"),
+    "setitems": ("stores items into", "SETITEM"),
+    "appends": ("appends to", "APPEND"),
+    "additems": ("adds to", "ADDITEMS"),
+}
+
+
 def _odd_calls(result: PickleResult) -> list[Finding]:
     findings: list[Finding] = []
     for call in result.calls:
-        if call.kind == "build" and call.args and isinstance(call.args[0], Global):
+        if call.kind in _MUTATIONS and call.args and isinstance(call.args[0], Global):
             target = call.args[0]
+            verb, opcode = _MUTATIONS[call.kind]
             findings.append(
                 Finding(
                     "pickle-build-on-import",
                     "high",
-                    f"Loading this file changes attributes of the imported object {target.qualname} "
-                    "(a known way to swap library functions for dangerous ones).",
-                    f"BUILD on {target.qualname}",
+                    f"Loading this file {verb} the imported object {target.qualname} (a known way "
+                    "to swap library functions or settings for dangerous ones).",
+                    f"{opcode} on {target.qualname}",
                     f"byte {call.position}",
                     _ADVICE,
                 )

@@ -262,6 +262,26 @@ _SAFE_GLOBALS = frozenset(
     }
 )
 
+# torch's dtypes, quantization schemes, layouts and memory formats: values, not callables (calling
+# one raises TypeError). torch.load(weights_only=True) allows the dtypes and qschemes by name;
+# quantized checkpoints pass them to torch._utils._rebuild_qtensor.
+_TORCH_VALUES = frozenset(
+    {
+        "bfloat16", "bit", "bits16", "bits1x8", "bits2x4", "bits4x2", "bits8", "bool", "cdouble",
+        "cfloat", "chalf", "complex128", "complex32", "complex64", "double", "float", "float16",
+        "float32", "float4_e2m1fn_x2", "float64", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
+        "float8_e5m2fnuz", "float8_e8m0fnu", "half", "int", "int1", "int16", "int2", "int3", "int32",
+        "int4", "int5", "int6", "int64", "int7", "int8", "long", "short", "uint1", "uint16", "uint2",
+        "uint3", "uint32", "uint4", "uint5", "uint6", "uint64", "uint7", "uint8",
+        "qint32", "qint8", "quint2x4", "quint4x2", "quint8",
+        "per_channel_affine", "per_channel_affine_float_qparams", "per_channel_symmetric",
+        "per_tensor_affine", "per_tensor_symmetric",
+        "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn",
+        "jagged", "contiguous_format", "channels_last", "channels_last_3d", "preserve_format",
+        "legacy_contiguous_format",
+    }
+)  # fmt: skip
+
 # Modules whose classes show up in ordinary checkpoints and fitted models.
 _ML_LIBRARIES = frozenset(
     {
@@ -326,6 +346,8 @@ def classify(module: str, name: str, usage: str) -> Verdict:
     qualname = ".".join(parts)
     if qualname in _SAFE_GLOBALS or _is_torch_rebuild(parts):
         return Verdict(None, "pickle-allowed-global", "used to rebuild tensors and containers")
+    if len(parts) == 2 and parts[0] == "torch" and parts[1] in _TORCH_VALUES:
+        return Verdict(None, "pickle-allowed-global", "a torch dtype, qscheme, layout or memory format")
     if parts[0] == "__torch__" or parts[:3] == ["torch", "jit", "_pickle"]:
         # TorchScript: classes compiled from the archive's own code/, and its list/tensor builders
         return Verdict("info", "pickle-torchscript", "a TorchScript class or builder (no Python import)")
