@@ -9,6 +9,7 @@ whether it accepts a file. `corpus_pickles` and `fixture_pickles` find the pickl
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -72,15 +73,16 @@ class _Child:
     def _died(self, what: str) -> dict[str, Any]:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+            self.close()
         return {what: True}
 
     def close(self) -> None:
         if self.proc is not None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
             self.proc.wait(timeout=30)
+            self.proc.stdout.close()
             self.proc = None
 
     def __enter__(self: _C) -> _C:

@@ -33,6 +33,7 @@ import resource
 import struct
 import sys
 import traceback
+import warnings
 from typing import Any
 
 # Room left in the address space once the interpreter is up: a memo of 2**24 slots (256 MiB, where
@@ -218,6 +219,7 @@ def _guard_torch(event: str, args: tuple[Any, ...]) -> None:
 
 
 def main() -> None:
+    warnings.simplefilter("ignore")  # showing one would read source files (an \l escape in STRING warns)
     mode = sys.argv[1]
     max_streams = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     read = sys.stdin.buffer.read

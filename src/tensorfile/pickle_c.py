@@ -20,6 +20,7 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import re
+import warnings
 from math import isinf
 from typing import Any
 
@@ -139,7 +140,9 @@ def string_arg(line: bytes) -> str:
     """A protocol-0 STRING argument: a quoted Python 2 string literal with backslash escapes."""
     if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
         raise Broken("STRING argument is not quoted")
-    return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
+    with warnings.catch_warnings():  # an unknown escape such as \l is kept, with a DeprecationWarning
+        warnings.simplefilter("ignore")
+        return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
 
 
 def long_line(stream: Any, first: bytes, limit: int) -> tuple[int, int]:
