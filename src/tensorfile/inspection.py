@@ -15,6 +15,7 @@ from typing import Any
 from .errors import UnsupportedError
 from .identification import identify
 from .model import ModelInfo, TensorInfo, natural_key
+from .probe import load_json
 from .source import resolve_input
 
 # config.json keys (transformers' many spellings) -> our architecture hint names.
@@ -93,13 +94,11 @@ def _inspect_files(folder: Path, files: list[Path], ident: Any, inspector: Any) 
 
 
 def config_near(path: Path) -> dict[str, Any] | None:
-    import json
-
     folder = path if path.is_dir() else path.parent
     config = folder / "config.json"
     try:
         if config.is_file() and config.stat().st_size < 16 * 1024 * 1024:
-            data = json.loads(config.read_bytes())
+            data = load_json(config.read_bytes())
             return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None

@@ -23,6 +23,32 @@ MAX_ZIP_MEMBER_READ = 64 * 1024 * 1024  # data.pkl of a huge checkpoint is a few
 MAX_JSON_READ = 32 * 1024 * 1024
 
 
+MAX_JSON_DEPTH = 200  # model configs nest a few dozen levels at most
+
+
+def load_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads, where nesting deeper than `max_depth` is a ValueError like any other bad JSON.
+
+    The json module itself raises RecursionError past Python's recursion limit ([[[[… about a
+    thousand deep), and a document just under it would still overflow the stack of the
+    recursive walks that read configs. Every caller already turns ValueError into "not valid JSON".
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= max_depth:
+                    raise ValueError(f"JSON nested deeper than {max_depth} levels")
+                pending.append((child, depth + 1))
+    return value
+
+
 class FileProbe:
     """A regular file, opened for positioned reads."""
 
@@ -209,7 +235,7 @@ class DirProbe:
         try:
             if path.stat().st_size > MAX_JSON_READ:
                 return None
-            data = json.loads(path.read_bytes())
+            data = load_json(path.read_bytes())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None

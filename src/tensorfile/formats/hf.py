@@ -18,7 +18,6 @@ bitsandbytes 0.50, GPTQModel 7.3 and diffusers 0.42; see tests/fixtures/hf/):
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 
 from ..errors import TensorfileError, UnsupportedError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo, natural_key
-from ..probe import DirProbe, FileProbe
+from ..probe import DirProbe, FileProbe, load_json
 from . import pytorch
 from . import safetensors as st
 
@@ -107,7 +106,7 @@ def choose_weights(folder: Path, files: list[str] | None = None) -> WeightSet | 
 
 def _index_files(index: Path) -> list[str]:
     try:
-        weight_map = json.loads(index.read_bytes()).get("weight_map", {})
+        weight_map = load_json(index.read_bytes()).get("weight_map", {})
     except (OSError, ValueError, AttributeError):
         return []
     if not isinstance(weight_map, dict):

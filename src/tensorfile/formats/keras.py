@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 import zipfile
@@ -28,7 +27,7 @@ from ..model import (
     optimizer_state,
     tensor_group,
 )
-from ..probe import MAX_ZIP_MEMBER_READ, DirProbe, FileProbe, stored_member_offset
+from ..probe import MAX_ZIP_MEMBER_READ, DirProbe, FileProbe, load_json, stored_member_offset
 from ..source import OpenedSource, SliceSource, open_source
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -76,7 +75,7 @@ def detect_hdf5(probe: FileProbe) -> Detection | None:
             "root attribute model_config" + (" and keras_version" if "keras_version" in attrs else "")
         )
         try:
-            config = json.loads(_attr_text(attrs["model_config"]))
+            config = load_json(_attr_text(attrs["model_config"]))
             details["model_class"] = config.get("class_name")
             details["lambda_layers"] = _count_lambda(config)
         except (ValueError, AttributeError):
@@ -176,7 +175,7 @@ def detect_keras_zip(probe: FileProbe) -> Detection | None:
     ]
     if "metadata.json" in names and probe.is_zip:
         try:
-            meta = json.loads(probe.zip_read("metadata.json", 1 << 20))
+            meta = load_json(probe.zip_read("metadata.json", 1 << 20))
             if isinstance(meta, dict):
                 details["keras_version"] = meta.get("keras_version")
                 details["saved_at"] = meta.get("date_saved")
@@ -256,7 +255,7 @@ def detect_sharded_index(probe: FileProbe) -> Detection | None:
     if not probe.name.endswith(SHARD_INDEX_SUFFIX) or probe.size > _MAX_INDEX:
         return None
     try:
-        index = json.loads(probe.read(0, probe.size))
+        index = load_json(probe.read(0, probe.size))
     except (ValueError, UnicodeDecodeError):
         return None
     return _sharded_index(index, probe.path.parent, probe.name)
@@ -567,7 +566,7 @@ def _json_attr(h5: Any, name: str, info: ModelInfo) -> Any:
     if name not in h5.attrs:
         return None
     try:
-        return json.loads(_attr_text(h5.attrs[name]))
+        return load_json(_attr_text(h5.attrs[name]))
     except ValueError:
         info.warnings.append(f"root attribute {name} is not valid JSON")
         return None
@@ -651,7 +650,7 @@ def inspect_sharded(path: Path, ident: Identification) -> ModelInfo:
         raise FormatError(f"{index_name} names no shard file in its folder", path)
     try:
         raw = (folder / index_name).read_bytes()[: _MAX_INDEX + 1]
-        index = json.loads(raw) if len(raw) <= _MAX_INDEX else None
+        index = load_json(raw) if len(raw) <= _MAX_INDEX else None
     except (OSError, ValueError, UnicodeDecodeError):
         index = None
     if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
@@ -714,7 +713,7 @@ def _zip_json(zf: zipfile.ZipFile, name: str, info: ModelInfo) -> Any:
         info.warnings.append(f"{name} is over {_MAX_JSON} bytes: not read")
         return None
     try:
-        return json.loads(zf.read(name))
+        return load_json(zf.read(name))
     except ValueError:
         info.warnings.append(f"{name} is not valid JSON")
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from math import prod
@@ -12,7 +11,7 @@ from typing import Any
 from ..dtypes import lookup, nbytes
 from ..errors import FormatError
 from ..model import CERTAIN, LIKELY, STRONG, Detection, Identification, ModelInfo, TensorInfo
-from ..probe import DirProbe, FileProbe
+from ..probe import DirProbe, FileProbe, load_json
 from ..source import is_remote_path, open_source, read_exact
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
@@ -46,7 +45,7 @@ def detect_file(probe: FileProbe) -> Detection | None:
         warnings.append(f"header is {n} bytes, over the 100 MB the safetensors library accepts")
     if n + 8 <= len(probe.head):
         try:
-            header = json.loads(probe.head[8 : 8 + n])
+            header = load_json(probe.head[8 : 8 + n])
         except ValueError:
             return Detection(
                 "safetensors", LIKELY, evidence, details, ["JSON header does not parse: corrupt header"]
@@ -74,7 +73,7 @@ def read_header(probe: FileProbe, limit: int = MAX_HEADER) -> dict[str, Any] | N
         return None
     raw = head[8 : 8 + n] if n + 8 <= len(head) else probe.read(8, n)
     try:
-        header = json.loads(raw)
+        header = load_json(raw)
     except ValueError:
         return None
     return header if isinstance(header, dict) else None
@@ -85,7 +84,7 @@ def detect_index(probe: FileProbe) -> Detection | None:
     if not probe.name.endswith(".index.json") or probe.size > 64 * 1024 * 1024:
         return None
     try:
-        index = json.loads(probe.read(0, probe.size))
+        index = load_json(probe.read(0, probe.size))
     except ValueError:
         return None
     return _index_detection(index, probe.path.parent, probe.name)
@@ -203,7 +202,7 @@ def read_file_header(path: Path) -> tuple[dict[str, Any], int, int]:
         raw = read_exact(source, 8, n, "safetensors header")
         size = source.size
     try:
-        header = json.loads(raw)
+        header = load_json(raw)
     except ValueError as exc:
         raise FormatError(f"safetensors header is not valid JSON ({exc})", path) from None
     if not isinstance(header, dict):
@@ -274,7 +273,7 @@ def inspect_sharded(path: Path, ident: Identification) -> ModelInfo:
 
 def _check_weight_map(index_path: Path, info: ModelInfo) -> None:
     try:
-        weight_map = json.loads(index_path.read_bytes()).get("weight_map", {})
+        weight_map = load_json(index_path.read_bytes()).get("weight_map", {})
     except (OSError, ValueError, AttributeError):
         return
     located = {t.name: t.file for t in info.tensors}

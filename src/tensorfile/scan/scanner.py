@@ -19,6 +19,7 @@ from ..formats.keras import hdf5_offset
 from ..formats.numpy import MAGIC as NPY_MAGIC
 from ..formats.numpy import has_objects, parse_npy_header
 from ..formats.pytorch import legacy_magic_at
+from ..probe import load_json
 from ..source import check_path, resolve_input
 from . import archive_sniff, archives, frameworks
 from .findings import CONVERT_ADVICE, FileResult, Finding, ScanReport
@@ -352,7 +353,7 @@ def _json(name: str, open_stream: Callable[[], BinaryIO], add: Callable[[list[Fi
         return
     add(templates.scan_json_config(data, name))
     try:
-        config = json.loads(data)
+        config = load_json(data)  # not json.loads: nesting too deep for it is a RecursionError
     except ValueError:
         return
     if isinstance(config, dict) and ("class_name" in config or "module" in config):

@@ -1,0 +1,57 @@
+"""Regression tests for what fuzzing the parsers found (issue 16): each bug, its smallest input."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import tensorfile
+from tensorfile.errors import FormatError
+
+DEEP = 100_000
+
+
+def _safetensors(header: bytes) -> bytes:
+    return struct.pack("<Q", len(header)) + header
+
+
+def test_deep_json_is_bad_json_not_a_recursion_error(tmp_path: Path) -> None:
+    # json.loads raises RecursionError past ~1,000 levels; identify swallowed it as "corrupt
+    # safetensors data", inspect and a folder's config.json raised it.
+    deep = tmp_path / "deep.safetensors"
+    deep.write_bytes(_safetensors(b'{"a":' * DEEP + b"1" + b"}" * DEEP))
+    result = tensorfile.identify(deep)
+    assert result.format == "safetensors" and not result.alternatives
+    with pytest.raises(FormatError, match="nested too deeply"):
+        tensorfile.inspect(deep)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "config.json").write_text("[" * DEEP + "]" * DEEP)
+    (repo / "model.safetensors").write_bytes(
+        _safetensors(b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}') + bytes(4)
+    )
+    assert tensorfile.identify(repo).format == "safetensors"
+    assert tensorfile.inspect(repo).architecture == {}
+
+
+def test_json_just_under_the_parsers_limit_is_refused_too(tmp_path: Path) -> None:
+    # 500 levels parse, and would overflow the recursive walks over Keras configs
+    from tensorfile.probe import load_json
+
+    with pytest.raises(ValueError, match="deeper than 200"):
+        load_json("[" * 500 + "]" * 500)
+    assert load_json('{"a": [[1]]}') == {"a": [[1]]}
+    h5py = pytest.importorskip("h5py")
+    weights = io.BytesIO()
+    h5py.File(weights, "w").close()
+    keras = tmp_path / "m.keras"
+    with zipfile.ZipFile(keras, "w") as zf:
+        zf.writestr("config.json", '{"config":{"layers":[' * 160 + "]}}" * 160)
+        zf.writestr("metadata.json", "{}")
+        zf.writestr("model.weights.h5", weights.getvalue())
+    info = tensorfile.inspect(keras)
+    assert any("config.json is not valid JSON" in w for w in info.warnings)
