@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import tensorfile
-from tensorfile.errors import FormatError
+from tensorfile.errors import FormatError, TensorfileError
 
 DEEP = 100_000
 
@@ -55,3 +55,13 @@ def test_json_just_under_the_parsers_limit_is_refused_too(tmp_path: Path) -> Non
         zf.writestr("model.weights.h5", weights.getvalue())
     info = tensorfile.inspect(keras)
     assert any("config.json is not valid JSON" in w for w in info.warnings)
+
+
+def test_xml_in_an_encoding_python_lacks(tmp_path: Path) -> None:
+    # expat raised LookupError for <?xml encoding="UTF-2809"?>: identify swallowed it, inspect too
+    path = tmp_path / "m.pmml"
+    path.write_bytes(b'<?xml version="1.0" encoding="UTF-2809"?><PMML version="4.4"><Header/></PMML>')
+    result = tensorfile.identify(path)
+    assert "corrupt" not in (result.reason or "")
+    with pytest.raises(TensorfileError):
+        tensorfile.inspect(path)

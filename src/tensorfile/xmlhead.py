@@ -59,7 +59,7 @@ def read_root(head: bytes, max_children: int = 8) -> XmlRoot | None:
         parser.Parse(head, False)
     except _Done:
         pass
-    except expat.ExpatError:
+    except (expat.ExpatError, LookupError, ValueError):  # bad XML, or an encoding Python lacks
         if "root" not in found:
             return None
     root = found.get("root")
@@ -111,6 +111,8 @@ def parse_xml(source: ByteSource, handler: XmlHandler) -> None:
             f"malformed XML: {expat.ErrorString(exc.code)} at line {exc.lineno}, column {exc.offset}",
             source.name,
         ) from None
+    except (LookupError, ValueError) as exc:  # <?xml encoding="…"?> naming a codec Python lacks
+        raise FormatError(f"XML in an unreadable encoding ({exc})", source.name) from None
     except FormatError as exc:  # raised by a handler, which does not know the file's name
         if exc.path is None:
             raise FormatError(exc.message, source.name) from None
