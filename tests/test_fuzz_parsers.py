@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import pickle
 import struct
 import zipfile
 from pathlib import Path
@@ -64,4 +66,14 @@ def test_xml_in_an_encoding_python_lacks(tmp_path: Path) -> None:
     result = tensorfile.identify(path)
     assert "corrupt" not in (result.reason or "")
     with pytest.raises(TensorfileError):
+        tensorfile.inspect(path)
+
+
+def test_cut_short_value_in_a_compressed_pickle(tmp_path: Path) -> None:
+    # The pickle reader seeks back after a value that runs past the end; a gzip stream cannot:
+    # OSError("cannot seek backwards in a compressed stream") escaped inspect.
+    path = tmp_path / "model.pkl.gz"
+    path.write_bytes(gzip.compress(pickle.dumps([b"x" * (1 << 21)], protocol=4)[:64], mtime=0))
+    assert tensorfile.identify(path).format == "pickle"
+    with pytest.raises(FormatError, match="truncated or corrupt"):
         tensorfile.inspect(path)

@@ -190,6 +190,8 @@ def inspect_file(path: Path, ident: Identification) -> ModelInfo:
     stream = _open_stream(path, compression)
     try:
         result = read_pickle_stream(stream, name=str(path), raw_data_hook=joblib_arrays)
+    except OSError as exc:  # a cut-short value makes the reader seek back in a forward-only stream
+        raise FormatError(f"pickle stream is truncated or corrupt ({exc})", path) from None
     finally:
         stream.close()
     info = ModelInfo(str(path), "pickle", files=[{"path": str(path), "size_bytes": path.stat().st_size}])
