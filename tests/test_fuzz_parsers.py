@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import pickle
 import struct
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 import tensorfile
 from tensorfile.errors import FormatError, TensorfileError
+from tensorfile.scan.scanner import scan_file
 
 DEEP = 100_000
 
@@ -77,3 +80,36 @@ def test_cut_short_value_in_a_compressed_pickle(tmp_path: Path) -> None:
     assert tensorfile.identify(path).format == "pickle"
     with pytest.raises(FormatError, match="truncated or corrupt"):
         tensorfile.inspect(path)
+
+
+def _scan_peak(path: Path) -> int:
+    scan_file(path)  # imports and caches first
+    tracemalloc.start()
+    try:
+        scan_file(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_scanning_a_small_json_does_not_allocate_its_read_limit(tmp_path: Path) -> None:
+    # stream.read(64 MB + 1) on a BufferedReader allocates 64 MB before reading 50 bytes
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "llama", "chat_template": "{{ messages }}"}))
+    assert _scan_peak(config) < 8 << 20
+    keras = tmp_path / "m.keras"  # the same read of a zip member
+    with zipfile.ZipFile(keras, "w") as zf:
+        zf.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {}}))
+        zf.writestr("metadata.json", "{}")
+    assert _scan_peak(keras) < 8 << 20
+
+
+def test_7z_members_do_not_keep_their_decoders(tmp_path: Path) -> None:
+    # each py7zr pass left its 16 MB LZMA dictionary in reference cycles: 5 members, 100 MB
+    py7zr = pytest.importorskip("py7zr")
+    path = tmp_path / "bundle.7z"
+    with py7zr.SevenZipFile(path, "w") as sz:
+        for i in range(5):
+            sz.writestr(pickle.dumps({"w": list(range(100))}, protocol=4), f"m{i}.pkl")
+    assert scan_file(path).status == "scanned"
+    assert _scan_peak(path) < 40 << 20

@@ -10,6 +10,7 @@ import io
 import os
 import stat
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -51,6 +52,25 @@ def read_exact(source: ByteSource, offset: int, length: int, what: str = "data")
     if len(data) != length:
         raise FormatError(f"{what} at offset {offset}: short read, file changed or truncated", source.name)
     return data
+
+
+def read_up_to(read: Callable[[int], bytes], limit: int, chunk: int = 1 << 20) -> bytes:
+    """Up to `limit` bytes from `read` (a stream's read method), asked for `chunk` at a time.
+
+    `BufferedReader.read(n)` allocates n bytes before it reads: reading a 200-byte config.json
+    "up to 64 MB" would cost 64 MB. By chunks, memory follows what the stream holds.
+    """
+    if limit <= chunk:
+        return read(limit)
+    parts: list[bytes] = []
+    left = limit
+    while left > 0:
+        part = read(min(chunk, left))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 class FileSource:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..decompress import KINDS, DecoderFactory, DecompressedStream, new_decompressor
-from ..source import ByteSource, PositionedStream, SourceStream
+from ..source import ByteSource, PositionedStream, SourceStream, read_up_to
 from .archive_context import ARCHIVE_ADVICE, CHUNK, LZMA_MEMLIMIT, Limits, WalkContext
 from .findings import Finding
 
@@ -200,7 +200,7 @@ class MemberReader(io.BufferedReader):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0 or size > MAX_READ:
             size = MAX_READ
-        return super().read(size)
+        return read_up_to(super().read, size, CHUNK)
 
 
 def member_reader(guard: GuardedStream, source: ByteSource | None, ctx: WalkContext) -> MemberReader:

@@ -20,7 +20,7 @@ from ..formats.numpy import MAGIC as NPY_MAGIC
 from ..formats.numpy import has_objects, parse_npy_header
 from ..formats.pytorch import legacy_magic_at
 from ..probe import load_json
-from ..source import check_path, resolve_input
+from ..source import check_path, read_up_to, resolve_input
 from . import archive_sniff, archives, frameworks
 from .findings import CONVERT_ADVICE, FileResult, Finding, ScanReport
 from .pickles import looks_like_pickle, scan_pickle
@@ -201,7 +201,7 @@ def _scan_content(
         if lower.endswith(_TEMPLATE_SUFFIXES) or templates.is_template_text(head):
             result.format = result.format or "text"
             with open_stream() as stream:
-                data = stream.read(_MAX_JSON)
+                data = read_up_to(stream.read, _MAX_JSON)
             add(templates.scan_text_template(data, name))
             result.scanned.append(label or name)
             return
@@ -337,7 +337,7 @@ def _json(name: str, open_stream: Callable[[], BinaryIO], add: Callable[[list[Fi
     from . import templates
 
     with open_stream() as stream:
-        data = stream.read(_MAX_JSON + 1)
+        data = read_up_to(stream.read, _MAX_JSON + 1)
     if len(data) > _MAX_JSON:
         add(
             [
