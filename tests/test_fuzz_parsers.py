@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -16,6 +19,9 @@ import pytest
 import tensorfile
 from tensorfile.errors import FormatError, TensorfileError
 from tensorfile.scan.scanner import scan_file
+
+from .conftest import ROOT
+from .pickle_asm import Asm
 
 DEEP = 100_000
 
@@ -113,3 +119,53 @@ def test_7z_members_do_not_keep_their_decoders(tmp_path: Path) -> None:
             sz.writestr(pickle.dumps({"w": list(range(100))}, protocol=4), f"m{i}.pkl")
     assert scan_file(path).status == "scanned"
     assert _scan_peak(path) < 40 << 20
+
+
+def test_undecodable_names_keep_json_output_valid(tmp_path: Path) -> None:
+    # a zip name with an invalid UTF-8 byte (flag bit 11 set) is kept as a lone surrogate; with a
+    # strict stdout `scan --json` died in UnicodeEncodeError, with the default one it wrote
+    # invalid UTF-8
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("archive/data.pkl", Asm(2).call("os", "system", "id").stop().build_bytes())
+        zf.writestr("archive/version", b"3\n")
+    raw = bytearray(out.getvalue().replace(b"archive/data.pkl", b"archive/\x9cata.pkl"))
+    for sig, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # every name flagged UTF-8
+        pos = raw.find(sig)
+        while pos >= 0:
+            raw[pos + flags_at + 1] |= 0x08  # bit 11 of the little-endian flags
+            pos = raw.find(sig, pos + 4)
+    path = tmp_path / "names.zip"
+    path.write_bytes(bytes(raw))
+    for encoding in ("utf-8:strict", None):
+        env = {**os.environ}
+        if encoding:
+            env["PYTHONIOENCODING"] = encoding
+        proc = subprocess.run(
+            [sys.executable, "-m", "tensorfile", "scan", "--json", str(path)],
+            capture_output=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
+        assert b"Traceback" not in proc.stderr, proc.stderr
+        doc = json.loads(proc.stdout.decode("utf-8"))
+        names = json.dumps(doc)
+        assert "archive/\\udc9cata.pkl" in names
+
+
+def test_json_output_is_streamed(capsys: pytest.CaptureFixture[str]) -> None:
+    # json.dumps(indent=2) of a 30,000-tensor report held 42 MB of small strings for 6 MB of text
+    from tensorfile.cli.common import _print_json
+
+    doc = {"tensors": [{"name": f"layers.{i}.w", "shape": [i, 2], "dtype": "F32"} for i in range(30_000)]}
+    expected = json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+    capsys.readouterr()
+    tracemalloc.start()
+    try:
+        _print_json(doc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert capsys.readouterr().out == expected
+    assert peak < len(expected) * 3  # the captured text itself, not 7x it

@@ -7,6 +7,7 @@ group, registers the commands and turns errors into one line and an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -41,6 +42,11 @@ for _command in (
 
 
 def main() -> None:
+    # Names read from hostile files can hold lone surrogates (undecodable zip names, pickle
+    # strings): print them as \udcXX escapes, which also keeps --json output valid JSON, rather
+    # than fail with UnicodeEncodeError (strict stdout) or write invalid UTF-8 (surrogateescape).
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         # Not click's standalone mode: it turns Ctrl-C into "Aborted!" with exit 1, which for
         # `scan` and `diff` means "unsafe" / "different".
