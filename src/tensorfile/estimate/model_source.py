@@ -188,17 +188,7 @@ def _counted_shape(
             notes.append("the config has a vision or audio tower: its parameters are not counted")
         exact = 0
     else:
-        shape.update(count.shapes)
-        if count.shapes.get("moe_layers"):  # the type's own MoE layout; only how many are dense matters
-            shape["first_dense_layers"] = count.shapes["layers"] - count.shapes["moe_layers"]
-            shape["moe_intermediate_size"] = count.shapes["moe_width"]
-            shape["shared_expert_intermediate_size"] = count.shapes.get("shared_width", 0)
-        shape |= {"family": count.family, "head": _head_name(count.head_class)}
-        shape["gated_mlp"] = shape.get("gated_mlp", True) if count.family == "decoder" else _gated(config)
-        if count.family == "vision":
-            shape["encoder_seq"] = count.shapes.get("patches")
-        elif count.shapes.get("encoder_positions"):
-            shape["encoder_seq"] = count.shapes["encoder_positions"]
+        shape |= count.shapes | {"family": count.family, "head": _head_name(count.head_class)}
         notes.extend(count.notes)
         exact = count.total
     if overrides:
@@ -211,10 +201,6 @@ def _counted_shape(
 
 def _head_name(class_name: str) -> str:
     return head_kind(class_name) or "lm"
-
-
-def _gated(config: dict[str, Any]) -> bool:
-    return str(config.get("feed_forward_proj") or "").startswith("gated-")
 
 
 def spec_from_config(

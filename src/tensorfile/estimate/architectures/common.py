@@ -32,8 +32,9 @@ VISION = "vision"
 class ParameterCount:
     """Parameters of the class a config.json names, by part, and what the memory model needs.
 
-    `parts` adds up to `total`. `shapes` are the sizes the memory model reads per family
-    (decoder: layers, hidden, heads...; encoder-decoder: encoder and decoder depth; vision: patches).
+    `parts` adds up to `total`. `shapes` are the sizes the memory model reads, in the spec's own
+    names (layers, hidden_size, heads...; encoder_layers for an encoder-decoder, encoder_seq for a
+    length the model fixes, the MoE layout, gated_mlp where the config decides it).
     """
 
     model_type: str

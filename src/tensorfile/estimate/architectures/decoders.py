@@ -86,10 +86,7 @@ def _moe_block(cfg: Config, hidden: int) -> tuple[int, dict[str, Any]]:
     t = cfg.model_type
     if t == "mixtral":
         experts, width = cfg.int("num_local_experts", default=8), cfg.int("intermediate_size")
-        return experts * _mlp(cfg, hidden, width) + linear(hidden, experts), {
-            "experts": experts,
-            "moe_width": width,
-        }
+        return experts * _mlp(cfg, hidden, width) + linear(hidden, experts), _moe_shapes(experts, width, 0)
     if t in ("qwen2_moe", "qwen3_moe"):
         experts = cfg.int("num_experts", default=60 if t == "qwen2_moe" else 128)
         width = cfg.int("moe_intermediate_size")
@@ -97,7 +94,7 @@ def _moe_block(cfg: Config, hidden: int) -> tuple[int, dict[str, Any]]:
         shared = cfg.int("shared_expert_intermediate_size", default=0) if t == "qwen2_moe" else 0
         if t == "qwen2_moe":
             count += _mlp(cfg, hidden, shared) + linear(hidden, 1)  # the shared expert and its gate
-        return count, {"experts": experts, "moe_width": width, "shared_width": shared}
+        return count, _moe_shapes(experts, width, shared)
     # DeepSeek V3: routed experts, a router, and the shared experts as one wider MLP
     experts = cfg.int("n_routed_experts")
     width = cfg.int("moe_intermediate_size")
@@ -105,7 +102,12 @@ def _moe_block(cfg: Config, hidden: int) -> tuple[int, dict[str, Any]]:
     count = experts * _mlp(cfg, hidden, width) + linear(hidden, experts)
     if shared:
         count += _mlp(cfg, hidden, shared)
-    return count, {"experts": experts, "moe_width": width, "shared_width": shared}
+    return count, _moe_shapes(experts, width, shared)
+
+
+def _moe_shapes(experts: int, width: int, shared: int) -> dict[str, Any]:
+    """The spec's MoE shapes: routed experts, their width, the shared experts' total width."""
+    return {"experts": experts, "moe_intermediate_size": width, "shared_expert_intermediate_size": shared}
 
 
 # norms per block: (how many, with bias); the final norm follows the block's kind
@@ -159,7 +161,8 @@ def llama_style(cfg: Config) -> ParameterCount:
     if any(moe):
         per_layer, moe_shapes = _moe_block(cfg, hidden)
         mlp += sum(moe) * per_layer
-        shapes |= moe_shapes | {"moe_layers": sum(moe)}
+        # the type's own MoE layout; for memory only how many layers stay dense matters
+        shapes |= moe_shapes | {"first_dense_layers": layers - sum(moe)}
     block_norms, final_norm = _block_norms(cfg, hidden)
     parts = {
         "embeddings": vocab * hidden,

@@ -24,6 +24,7 @@ def _shapes(layers: int, hidden: int, heads: int, vocab: int, inner: int) -> dic
         "head_dim": hidden // heads,
         "vocab_size": vocab,
         "intermediate_size": inner,
+        "gated_mlp": False,
     }
 
 
@@ -125,7 +126,7 @@ def vit(cfg: Config) -> ParameterCount:
         "norms": layer_norm(hidden),
         "head": head,
     }
-    shapes = _shapes(layers, hidden, heads, 0, inner) | {"patches": patches + 1, "image_size": image}
+    shapes = _shapes(layers, hidden, heads, 0, inner) | {"encoder_seq": patches + 1}  # patches + [CLS]
     return ParameterCount(cfg.model_type, VISION, cfg.head_class, parts, shapes, notes)
 
 

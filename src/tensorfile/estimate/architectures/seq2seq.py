@@ -44,9 +44,9 @@ def t5(cfg: Config) -> ParameterCount:
         parts["head"] = 0 if tied else vocab * d
         notes = unknown_head_note(cfg, "T5ForConditionalGeneration")
     if not parts["decoder"]:  # T5EncoderModel (text encoders of diffusion models): an encoder-only model
-        shapes = _shapes(enc_layers, d, heads, d_kv, vocab, d_ff, 0, d)
+        shapes = _shapes(enc_layers, d, heads, d_kv, vocab, d_ff, 0, gated)
         return ParameterCount(cfg.model_type, ENCODER, cfg.head_class, parts, shapes, notes)
-    shapes = _shapes(dec_layers, d, heads, d_kv, vocab, d_ff, enc_layers, d)
+    shapes = _shapes(dec_layers, d, heads, d_kv, vocab, d_ff, enc_layers, gated)
     return ParameterCount(cfg.model_type, ENCODER_DECODER, cfg.head_class, parts, shapes, notes)
 
 
@@ -58,8 +58,9 @@ def _shapes(
     vocab: int,
     inner: int,
     enc_layers: int,
-    enc_hidden: int,
-) -> dict[str, int]:
+    gated: bool = False,
+) -> dict[str, int | bool]:
+    """The spec's shapes: the decoder's (its caches), the encoder's depth; both stacks share widths."""
     return {
         "layers": layers,
         "hidden_size": hidden,
@@ -69,7 +70,7 @@ def _shapes(
         "vocab_size": vocab,
         "intermediate_size": inner,
         "encoder_layers": enc_layers,
-        "encoder_hidden_size": enc_hidden,
+        "gated_mlp": gated,
     }
 
 
@@ -97,7 +98,7 @@ def bart(cfg: Config) -> ParameterCount:
             notes = unknown_head_note(cfg, "BartForConditionalGeneration")
     heads = cfg.int("decoder_attention_heads")
     parts = {"embeddings": vocab * d, "encoder": encoder, "decoder": decoder, "head": head}
-    shapes = _shapes(dec_layers, d, heads, d // heads, vocab, cfg.int("decoder_ffn_dim"), enc_layers, d)
+    shapes = _shapes(dec_layers, d, heads, d // heads, vocab, cfg.int("decoder_ffn_dim"), enc_layers)
     shapes["max_positions"] = cfg.int("max_position_embeddings")
     return ParameterCount(cfg.model_type, ENCODER_DECODER, cfg.head_class, parts, shapes, notes)
 
@@ -120,8 +121,8 @@ def whisper(cfg: Config) -> ParameterCount:
         notes = unknown_head_note(cfg, "WhisperForConditionalGeneration")
     heads = cfg.int("decoder_attention_heads")
     parts = {"embeddings": vocab * d, "encoder": encoder, "decoder": decoder, "head": head}
-    shapes = _shapes(dec_layers, d, heads, d // heads, vocab, cfg.int("decoder_ffn_dim"), enc_layers, d)
-    shapes["encoder_positions"] = cfg.int("max_source_positions", default=1500)
+    shapes = _shapes(dec_layers, d, heads, d // heads, vocab, cfg.int("decoder_ffn_dim"), enc_layers)
+    shapes["encoder_seq"] = cfg.int("max_source_positions", default=1500)  # its fixed frames
     shapes["max_positions"] = cfg.int("max_target_positions", default=448)  # the decoder's
     return ParameterCount(cfg.model_type, ENCODER_DECODER, cfg.head_class, parts, shapes, notes)
 
