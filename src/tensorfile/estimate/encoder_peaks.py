@@ -11,11 +11,10 @@
 from __future__ import annotations
 
 from .breakdown import Part, Peak
-from .inference import forward_transients
+from .inference import forward_transients, weights_part
 from .lengths import encoder_length, length_notes
 from .run import RunSpec
 from .spec import ModelSpec
-from .weights import weight_bytes
 
 FAMILY_RULES = {
     "decoder": "decoder-only: a prompt pass over s tokens, then generation with a KV cache of "
@@ -46,17 +45,11 @@ def family_rule(spec: ModelSpec, training: bool = False) -> str:
     return rules.get(spec.family, rules["decoder"])
 
 
-def _weights(spec: ModelSpec, run: RunSpec) -> Part:
-    w = weight_bytes(spec, run.weights, run.compute_bytes)
-    split = f", split over {run.gpus} GPUs" if run.gpus > 1 else ""
-    return Part("weights", w.total / run.gpus, w.formula + split)
-
-
 def encoder_peak(spec: ModelSpec, run: RunSpec) -> Peak:
     """One forward pass of an encoder-only or vision model."""
     b, c, s = run.batch, run.compute_bytes, encoder_length(spec, run)
     acts, formula = forward_transients(spec, run, s)
-    parts = [_weights(spec, run), Part("activations", acts / run.gpus, formula)]
+    parts = [weights_part(spec, run), Part("activations", acts / run.gpus, formula)]
     if spec.head in ("lm", "pretraining") and spec.vocab_size:  # masked-LM logits for every token
         parts.append(Part("logits", b * s * spec.vocab_size * c, f"b·s·V·c with s={s}, V={spec.vocab_size}"))
     else:
@@ -82,7 +75,7 @@ def seq2seq_peak(spec: ModelSpec, run: RunSpec) -> Peak:
     if spec.max_positions and gen > spec.max_positions:  # the decoder's learned positions end there
         notes.append(f"the decoder has {spec.max_positions} positions: {spec.max_positions} tokens generated")
         gen = spec.max_positions
-    weights = _weights(spec, run)
+    weights = weights_part(spec, run)
     encoder_out = b * enc_len * spec.hidden_size * c
     out_formula = f"b·s·h·c with s={enc_len} encoder positions (kept for the whole generation)"
     acts, act_formula = forward_transients(spec, run, enc_len)

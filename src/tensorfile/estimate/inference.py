@@ -45,12 +45,16 @@ def _split(value: float, run: RunSpec) -> float:
     return value / run.gpus
 
 
+def weights_part(spec: ModelSpec, run: RunSpec) -> Part:
+    """The weights of a transformers run, split evenly over the GPUs."""
+    w = weight_bytes(spec, run.weights, run.compute_bytes)
+    split = f", split over {run.gpus} GPUs" if run.gpus > 1 else ""
+    return Part("weights", _split(w.total, run), w.formula + split)
+
+
 def inference_peak(spec: ModelSpec, run: RunSpec) -> Peak:
     c, b, s = run.compute_bytes, run.batch, run.seq_len
-    w = weight_bytes(spec, run.weights, c)
-    weights = Part(
-        "weights", _split(w.total, run), w.formula + (f", split over {run.gpus} GPUs" if run.gpus > 1 else "")
-    )
+    weights = weights_part(spec, run)
     tokens = s + run.gen_tokens
     kv_full, kv_formula = _kv_cache(spec, run, tokens)
     kv_prompt, _ = _kv_cache(spec, run, s)

@@ -92,7 +92,7 @@ def bart(cfg: Config) -> ParameterCount:
     head = 0
     if kind == "classifier":
         head = linear(d, d, True) + linear(d, cfg.num_labels, True)
-    elif kind == "lm" or kind != "base":
+    elif kind != "base":
         head = 0 if tied else vocab * d
         if kind != "lm":
             notes = unknown_head_note(cfg, "BartForConditionalGeneration")
