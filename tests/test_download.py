@@ -303,6 +303,26 @@ def test_remote_identify_scan_estimate(env: dict[str, str]) -> None:
     assert est["model"]["total_params"] == 3 * (1 << 30) // 2
 
 
+def test_remote_diff_streams_values_and_convert_asks_for_a_download(
+    env: dict[str, str], hub: HubServer, tmp_path: Path
+) -> None:
+    """diff reads a hub file's values by range requests; convert says to download first."""
+    same = run_cli("diff", "hf://org/both", "ms://org/both/model.safetensors", "--json", env=env)
+    assert same.returncode == 0, same.stderr
+    doc = _json(same)
+    assert doc["equal"] and doc["summary"]["identical"] == 1
+    assert doc["http"]["bytes_fetched"] >= 16 * 4 and doc["http"]["requests"] > 0
+    changed = tmp_path / "model.safetensors"
+    save_file({"w": np.arange(16, dtype=np.float32).reshape(4, 4) * 2}, str(changed))
+    differs = _json(run_cli("diff", "hf://org/both", str(changed), "--json", env=env))
+    assert not differs["equal"] and differs["tensors"][0]["status"] == "different"
+    assert differs["tensors"][0]["max_abs"] == 15.0
+    refused = run_cli("convert", "hf://org/both", str(tmp_path / "out.safetensors"), env=env)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "tensorfile download hf://org/both" in refused.stderr
+    assert not (tmp_path / "out.safetensors").exists()
+
+
 def test_a_plain_url_is_one_file(env: dict[str, str], hub: HubServer) -> None:
     """Any http(s) address serving Range requests: the file alone, read by ranges, no hub API."""
     local = _json(run_cli("inspect", str(hub.root / "org" / "both" / "model.safetensors"), "--json", env=env))

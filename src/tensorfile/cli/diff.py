@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import _console, _print_json, json_option
+from .common import _console, _print_json, _with_http, json_option
 
 
 @click.command()
@@ -31,7 +31,7 @@ def diff(a: str, b: str, atol: float, rtol: float, trust: bool, show_all: bool, 
 
     report = run_diff(a, b, atol=atol, rtol=rtol, trust=trust)
     if as_json:
-        _print_json(report.to_dict())
+        _print_json(_with_http(report.to_dict(), [a, b]))
     else:
         render_diff(_console(), report, show_all=show_all)
     raise click.exceptions.Exit(report.exit_code)

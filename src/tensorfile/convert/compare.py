@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
+from ..source import resolve_input
 from .run import _open_source
-from .tensors import CHUNK_BYTES, FileMaps, SourceTensor, TensorSet, iter_chunks
+from .tensors import CHUNK_BYTES, FileMaps, SourceTensor, TensorSet, tensor_chunks
 
 # 16 MB chunks of the wider side; both sides step by the same element count.
 _ELEMENTS = CHUNK_BYTES // 8
@@ -107,7 +107,7 @@ def diff(
     for option, value in (("--atol", atol), ("--rtol", rtol)):
         if not 0 <= value < float("inf"):  # also refuses nan, which would make every check fail
             raise UsageError(f"{option} must be a finite number >= 0, not {value}")
-    left, right = _open_source(Path(a), trust), _open_source(Path(b), trust)
+    left, right = _open_source(resolve_input(a), trust), _open_source(resolve_input(b), trust)
     names_a, names_b = _by_name(left), _by_name(right)
     report = DiffReport(str(a), str(b), atol, rtol)
     with FileMaps() as maps:
@@ -171,7 +171,7 @@ def _chunks(t: SourceTensor, maps: FileMaps) -> Iterator[np.ndarray]:
     """1-D chunks of exactly _ELEMENTS elements (the last one shorter), so both sides line up."""
     pending: list[np.ndarray] = []
     held = 0
-    for chunk in iter_chunks(t.array(maps), _ELEMENTS * t.itemsize):
+    for chunk in tensor_chunks(t, maps, _ELEMENTS * t.itemsize):
         pending.append(chunk)
         held += chunk.size
         while held >= _ELEMENTS:

@@ -104,6 +104,14 @@ def convert(
     callback (the CLI passes a rich progress bar).
     """
     started = time.perf_counter()
+    from ..hub.refs import is_remote
+
+    for given in (source, destination):
+        if isinstance(given, str) and is_remote(given):
+            raise UsageError(
+                f"convert works on local files; get {given} first with `tensorfile download {given}` "
+                "(inspect, scan and diff read it where it is)"
+            )
     src, dst = Path(source), Path(destination)
     check_path(src)
     _check_destination(src, dst, force)

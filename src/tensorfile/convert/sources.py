@@ -20,6 +20,7 @@ from ..identification import identify
 from ..inspection import inspect
 from ..model import Identification, ModelInfo, TensorInfo
 from ..scan.findings import rank
+from ..source import is_remote_path, resolve_input
 from .tensors import SourceTensor, TensorSet
 
 # inspect format id -> the `format` value safetensors metadata carries (what transformers expects).
@@ -41,7 +42,7 @@ MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "model
 
 def open_tensors(path: str | Path, *, trust: bool = False) -> TensorSet:
     """Describe every tensor of a supported source; raises TensorfileError on anything else."""
-    p = Path(path)
+    p = resolve_input(path)
     ident = identify(p)
     if not ident.known:
         raise UnsupportedError(f"not a model file: {ident.reason}", p)
@@ -93,6 +94,9 @@ def _weight_files(path: Path, info: ModelInfo) -> list[Path]:
     found = []
     for entry in info.files:
         f = Path(entry["path"])
+        if is_remote_path(path):  # a hub file is named by its path in the repo
+            found.append(base / entry["path"] if path.is_dir() else path)
+            continue
         found.append(f if f.is_absolute() or f.exists() else base / f)
     return found or [path]
 
@@ -100,6 +104,8 @@ def _weight_files(path: Path, info: ModelInfo) -> list[Path]:
 def _located(path: Path, label: str | None) -> Path:
     if label is None:
         return path
+    if is_remote_path(path):  # labels are paths in the repo; never a local file of the same name
+        return path / label if path.is_dir() else path
     f = Path(label)
     if f.is_absolute() or f.exists():
         return f

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..dtypes import lookup, to_numpy
 from ..errors import FormatError, UnsupportedError
+from ..source import is_remote_path, open_source
 from ..torchpickle import is_contiguous
 
 CHUNK_BYTES = 16 * 1024 * 1024  # one piece of a tensor in flight: bounds anonymous memory
@@ -144,6 +145,12 @@ class FileMaps:
 
     def get(self, path: Path) -> Any:
         found = self._maps.get(path)
+        if found is None and is_remote_path(path):
+            raise UnsupportedError(
+                "this tensor is not one plain run of bytes, which is all that is read from a hub file: "
+                "download it first (tensorfile download)",
+                path,
+            )
         if found is None:
             fd = self.fd(path)
             size = os.fstat(fd).st_size
@@ -186,6 +193,26 @@ class FileMaps:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def tensor_chunks(t: SourceTensor, maps: FileMaps, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """A tensor's elements in C order as 1-D pieces of at most about `max_bytes`. A tensor in a hub
+    or URL file is read by range requests, one piece at a time (never the whole file)."""
+    run = t.byte_run()
+    if run is None or not is_remote_path(run[0]):
+        yield from iter_chunks(t.array(maps), max_bytes)
+        return
+    path, start = run
+    dtype = to_numpy(t.dtype)
+    step = max(1, max_bytes // dtype.itemsize) * dtype.itemsize
+    with open_source(path) as source:
+        t.check_extent(source.size)
+        for at in range(start, start + t.nbytes, step):
+            want = min(step, start + t.nbytes - at)
+            data = source.read_at(at, want)
+            if len(data) != want:
+                raise FormatError(f"tensor {t.name!r}: the remote file ended early", path)
+            yield np.frombuffer(data, dtype)
 
 
 def iter_chunks(array: np.ndarray, max_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
