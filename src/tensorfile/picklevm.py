@@ -144,6 +144,9 @@ class PickleResult:
     cpython_stop: str | None = None
     cpython_stop_at: int = -1
     differentials: list[Differential] = field(default_factory=list)
+    # The read stopped at the opcode budget (`max_opcodes`), not at a fault of the program: what
+    # lies past `end` was never read, so the program is unjudged from there on.
+    budget_exhausted: bool = False
 
     def asked(self) -> list[Global]:
         """The globals CPython's find_class is asked for, in order (EXT codes and computed names
@@ -168,6 +171,7 @@ class LargeValue:
         return f"LargeValue({self.kind}, {self.length} bytes at {self.offset})"
 
 
+# The opcode budget of one program: a longer one is read this far and reported as not read whole.
 MAX_OPCODES = 50_000_000
 LARGE_VALUE = 1 << 20  # payloads above this many bytes are skipped over, not read
 HEAD_KEEP = 256
@@ -218,6 +222,7 @@ def read_pickle_lenient(
     name: str = "<pickle>",
     raw_data_hook: RawDataHook | None = None,
     drop_frame_tails: bool = False,
+    max_opcodes: int | None = None,
 ) -> PickleResult:
     """Like `read_pickle_stream`, but a broken program still returns what was seen before the break.
 
@@ -228,8 +233,12 @@ def read_pickle_lenient(
     By default the bytes are read as one run, as `pickle.loads` and `pickle.load` on a file do.
     `drop_frame_tails` reads them as C's unpickler reads a stream without peek() (io.BytesIO,
     torch.load's zip records): the two differ only where frame and opcode boundaries disagree.
+    `max_opcodes` (default `MAX_OPCODES`) bounds the work: past it the result has
+    `budget_exhausted` set and `error` says how far the read got.
     """
-    return _run(stream, name, raw_data_hook, lenient=True, drop_frame_tails=drop_frame_tails)
+    return _run(
+        stream, name, raw_data_hook, lenient=True, drop_frame_tails=drop_frame_tails, max_opcodes=max_opcodes
+    )
 
 
 _SIMPLE_CONSTANTS = {b"N": None, b"\x88": True, b"\x89": False}
@@ -244,6 +253,7 @@ def _run(
     *,
     lenient: bool = False,
     drop_frame_tails: bool = False,
+    max_opcodes: int | None = None,
 ) -> PickleResult:
     """The opcode loop. Stack discipline follows CPython's _pickle: pops never cross the last MARK."""
     raw_stream = stream
@@ -265,6 +275,8 @@ def _run(
     frame_end = -1  # end of the frame being read, -1 outside frames
     protocol = 0
     count = 0
+    budget = MAX_OPCODES if max_opcodes is None else max_opcodes
+    exhausted = False
     stop: list[Any] = [None, -1]  # cpython_stop, cpython_stop_at
     unpack_from = struct.unpack
 
@@ -442,10 +454,14 @@ def _run(
         while True:
             if frame_end >= 0:
                 frame_check()
+            if count >= budget:
+                exhausted = True
+                raise _Broken(
+                    f"pickle read stopped at the opcode budget: {count:,} opcodes read, up to byte "
+                    f"{tell():,}; the rest was not read"
+                )
             code = read(1)
             count += 1
-            if count > MAX_OPCODES:
-                raise _Broken(f"more than {MAX_OPCODES} opcodes")
             # Ordered roughly by how often PyTorch and joblib pickles use them.
             # Hot opcodes read their arguments inline: a short read raises IndexError or
             # struct.error, which end the program as truncated.
@@ -765,7 +781,9 @@ def _run(
     if lenient:
         end = tell()
         _check_frames(raw_stream, frames, end, diffs, stop)
-        return _result(None, globals_, calls, refs, protocol, end, count, message, stop, diffs)
+        result = _result(None, globals_, calls, refs, protocol, end, count, message, stop, diffs)
+        result.budget_exhausted = exhausted
+        return result
     raise FormatError(message, name)
 
 

@@ -32,6 +32,9 @@ from .findings import CONVERT_ADVICE, Finding, rank
 from .rules import classify, normalize
 
 MAX_STREAMS = 64
+# A program longer than the VM's opcode budget is read that far: the rest is unjudged, so the
+# file's scan is incomplete (never clean).
+BUDGET_RULE = "pickle-opcode-budget"
 MAX_NESTING = 4
 _MIN_ENCODED = 16
 _BASE64 = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
@@ -79,17 +82,26 @@ def looks_like_pickle(head: bytes) -> bool:
 
 
 def scan_pickle(
-    stream: Any, label: str = "", *, max_streams: int = MAX_STREAMS, joblib: bool = True, depth: int = 0
+    stream: Any,
+    label: str = "",
+    *,
+    max_streams: int = MAX_STREAMS,
+    joblib: bool = True,
+    depth: int = 0,
+    max_opcodes: int | None = None,
 ) -> PickleScan:
-    """Scan every pickle stream in `stream` (read/readline/tell/seek) from its current position."""
+    """Scan every pickle stream in `stream` (read/readline/tell/seek) from its current position.
+
+    `scan.incomplete` lists where a program ran past the opcode budget (`max_opcodes`, default
+    the VM's `MAX_OPCODES`): the caller reports the file as incomplete."""
     scan = PickleScan()
     start = stream.tell()
-    _scan_streams(stream, label, max_streams, joblib, depth, scan)
+    _scan_streams(stream, label, max_streams, joblib, depth, scan, max_opcodes)
     if joblib and scan.joblib and _seek_ok(stream, start):
         # pickle.load does not skip joblib's raw array bytes: it reads them as opcodes. Scan
         # that reading as well, so payload hidden in "array data" is not missed.
         plain = PickleScan()
-        _scan_streams(stream, label, 1, False, depth, plain)
+        _scan_streams(stream, label, 1, False, depth, plain, max_opcodes)
         known = {(f.rule, f.evidence) for f in scan.findings}
         # The plain reading is expected to break at the first array's bytes: only new findings count.
         scan.findings += [
@@ -98,6 +110,7 @@ def scan_pickle(
             if (f.rule, f.evidence) not in known
             and f.rule not in ("pickle-malformed", "pickle-trailing-data")
         ]
+    scan.incomplete = [f.location for f in scan.findings if f.rule == BUDGET_RULE]
     return scan
 
 
@@ -113,7 +126,13 @@ def _seek_ok(stream: Any, offset: int) -> bool:
 
 
 def _scan_streams(
-    stream: Any, label: str, max_streams: int, joblib: bool, depth: int, scan: PickleScan
+    stream: Any,
+    label: str,
+    max_streams: int,
+    joblib: bool,
+    depth: int,
+    scan: PickleScan,
+    max_opcodes: int | None = None,
 ) -> None:
     inline: list[PickleResult] = []
 
@@ -125,7 +144,9 @@ def _scan_streams(
 
     while scan.streams < max_streams:
         begin = stream.tell()
-        result = read_pickle_lenient(stream, name=label, raw_data_hook=hook if joblib else None)
+        result = read_pickle_lenient(
+            stream, name=label, raw_data_hook=hook if joblib else None, max_opcodes=max_opcodes
+        )
         scan.streams += 1
         scan.opcodes += result.opcode_count
         where = f"stream {scan.streams}" if scan.streams > 1 else ""
@@ -134,6 +155,18 @@ def _scan_streams(
         inline.clear()
         if any(d.kind in ("frame-straddle", "frame-nested") for d in result.differentials):
             scan.findings += _buffered_reading(stream, begin, result, label, depth, where, scan.findings)
+        if result.budget_exhausted:
+            scan.findings.append(
+                Finding(
+                    BUDGET_RULE,
+                    "medium",
+                    "This pickle is longer than the scan reads: it was checked up to here, what "
+                    "follows was not, so the file is reported as incomplete.",
+                    result.error or "",
+                    f"byte {result.end}" + (f", {where}" if where else ""),
+                )
+            )
+            return
         if result.error:
             if scan.streams == 1 or result.opcode_count > 1:
                 scan.findings.append(

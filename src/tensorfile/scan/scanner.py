@@ -23,7 +23,7 @@ from ..probe import load_json
 from ..source import check_path, read_up_to, resolve_input
 from . import archive_sniff, archives, frameworks
 from .findings import CONVERT_ADVICE, FileResult, Finding, ScanReport
-from .pickles import looks_like_pickle, scan_pickle
+from .pickles import BUDGET_RULE, looks_like_pickle, scan_pickle
 
 HEAD = 64 * 1024
 MAX_DEPTH = 4
@@ -85,6 +85,8 @@ def scan_file(path: Path) -> FileResult:
         with path.open("rb") as f:
             head = f.read(HEAD)
         _scan_top(path, head, result)
+        if any(f.rule == BUDGET_RULE for f in result.findings):  # a pickle read only this far
+            result.status = "incomplete"
     except TensorfileError as exc:
         result.status = "error"
         result.error = exc.message
