@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ROOT / "src" / "tensorfile" / "formats"
 
 # Rows with no numpy/ml_dtypes equivalent, and rows with no fixed element size.
-NO_NUMPY = {"U3", "U5", "U6", "U7", "NF4", "FP4", "RESOURCE", "VARIANT"}
+# torch's quantized integers have numpy's layout but not its meaning (scale and zero point are apart)
+NO_NUMPY = {"U3", "U5", "U6", "U7", "NF4", "FP4", "RESOURCE", "VARIANT", "QINT8", "QUINT8", "QINT32"}
 VARIABLE = {"STRING", "RESOURCE", "VARIANT"}
 
 

@@ -112,8 +112,9 @@ def test_dtype_names_unique_and_well_formed() -> None:
         if d.kind == "quant":
             assert d.numpy_name is None and d.ggml_type is not None
         else:
-            # sub-byte integer widths and bitsandbytes' NF4/FP4 have no numpy dtype
-            assert d.numpy_name is not None or d.name in {"U3", "U5", "U6", "U7", "NF4", "FP4"}, d.name
+            # sub-byte integer widths, bitsandbytes' NF4/FP4 and torch's quantized ints have no numpy dtype
+            no_numpy = {"U3", "U5", "U6", "U7", "NF4", "FP4", "QINT8", "QUINT8", "QINT32"}
+            assert d.numpy_name is not None or d.name in no_numpy, d.name
             assert d.bits == d.bits_per_weight
 
 

@@ -299,6 +299,18 @@ _PLAIN: tuple[DType, ...] = (
            ("uint1", "UINT1", "torch.uint1"),
            "1-bit unsigned integer, eight per byte: binary masks and 1-bit palette indices (OpenVINO u1, "
            "Core ML UINT1)"),
+    _plain("QINT8",       "int",     8,   None,              None,
+           ("qint8", "torch.qint8", "QInt8Storage"),
+           "PyTorch quantized int8 (torch.quantize_per_tensor / per_channel, quantize_dynamic weights): "
+           "int8 values whose scale and zero point, per tensor or per channel, live beside the data"),
+    _plain("QUINT8",      "uint",    8,   None,              None,
+           ("quint8", "torch.quint8", "QUInt8Storage"),
+           "PyTorch quantized uint8: uint8 values with an affine scale and zero point beside the data "
+           "(static quantization's activations and weights)"),
+    _plain("QINT32",      "int",     32,  None,              None,
+           ("qint32", "torch.qint32", "QInt32Storage"),
+           "PyTorch quantized int32: int32 values with a scale and zero point beside the data (quantized "
+           "biases)"),
     _plain("BOOL",        "bool",    8,   "bool",            None,
            (*_spellings("bool", ("bool",), None, "BOOL"), "tensor(bool)", "boolean", "|b1"),
            "boolean stored one per byte: attention masks and flags"),

@@ -95,6 +95,8 @@ class TensorInfo:
     file: str | None = None  # which file holds the data (relative to the model path for folders)
     offset: int | None = None  # absolute byte offset of contiguous data in `file`
     role: str = "weight"
+    # a quantized tensor's own parameters (torch qtensors: qscheme, scale, zero_point or axis)
+    quantization: dict[str, Any] | None = None
 
     @property
     def numel(self) -> int:
@@ -113,6 +115,7 @@ class TensorInfo:
             "file": self.file,
             "offset": self.offset,
             "role": self.role,
+            **({"quantization": self.quantization} if self.quantization is not None else {}),
         }
 
 

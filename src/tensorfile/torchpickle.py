@@ -35,9 +35,9 @@ STORAGE_DTYPES = {
     "Float8_e5m2Storage": "F8_E5M2",
     "Float8_e4m3fnuzStorage": "F8_E4M3FNUZ",
     "Float8_e5m2fnuzStorage": "F8_E5M2FNUZ",
-    "QInt8Storage": "I8",
-    "QUInt8Storage": "U8",
-    "QInt32Storage": "I32",
+    "QInt8Storage": "QINT8",
+    "QUInt8Storage": "QUINT8",
+    "QInt32Storage": "QINT32",
 }
 # torch.<dtype> globals (used by _rebuild_tensor_v3 and untyped storages).
 TORCH_DTYPES = {
@@ -66,6 +66,9 @@ TORCH_DTYPES = {
     "float8_e5m2": "F8_E5M2",
     "float8_e4m3fnuz": "F8_E4M3FNUZ",
     "float8_e5m2fnuz": "F8_E5M2FNUZ",
+    "qint8": "QINT8",
+    "quint8": "QUINT8",
+    "qint32": "QINT32",
 }
 ITEMSIZE = {
     "F64": 8,
@@ -87,7 +90,14 @@ ITEMSIZE = {
     "F8_E5M2": 1,
     "F8_E4M3FNUZ": 1,
     "F8_E5M2FNUZ": 1,
+    "QINT8": 1,
+    "QUINT8": 1,
+    "QINT32": 4,
 }
+QUANTIZED_DTYPES = ("QINT8", "QUINT8", "QINT32")
+# torch.<qscheme> globals of _rebuild_qtensor's quantizer parameters.
+PER_TENSOR_QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric")
+PER_CHANNEL_QSCHEMES = ("per_channel_affine", "per_channel_affine_float_qparams", "per_channel_symmetric")
 
 MAX_VISITS_PER_OBJECT = 64
 MAX_DEPTH = 256
@@ -115,6 +125,8 @@ class TensorRecord:
     storage_numel: int | None
     location: str | None
     role: str
+    # torch quantized tensors: qscheme, and scale/zero_point (per tensor) or axis/channels (per channel)
+    quantization: dict[str, Any] | None = None
 
     @property
     def numel(self) -> int:
@@ -155,6 +167,17 @@ def _storage(ref: Any) -> tuple[str, str | None, int | None, str | None, int] | 
     return str(key), dtype, numel, str(location) if location else None, view_offset
 
 
+def storage_dtypes(refs: list[PersistentRef]) -> dict[str, str]:
+    """Storage key -> dtype, from every persistent id of a pickle (also storages only nested tensors
+    use, such as a per-channel qtensor's scales), as torch sizes them when it loads."""
+    found: dict[str, str] = {}
+    for ref in refs:
+        storage = _storage(ref)
+        if storage is not None and storage[1] is not None:
+            found.setdefault(storage[0], storage[1])
+    return found
+
+
 def _as_ints(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, Call) and _qualname(value.func) == "torch.Size" and value.args:
         value = value.args[0]
@@ -173,6 +196,19 @@ def tensor_from_call(call: Call, name: str, role: str) -> TensorRecord | None:
     if func == "torch._tensor._rebuild_from_type_v2" and len(args) >= 3:
         inner_args = args[2] if isinstance(args[2], tuple) else ()
         return tensor_from_call(Call(args[0], inner_args, "reduce"), name, role)
+    if func == "torch._utils._rebuild_qtensor":
+        # (storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks)
+        if len(args) < 5:
+            return None
+        rebuild = Call(Global("torch._utils", "_rebuild_tensor_v2"), args[:4], "reduce")
+        plain = tensor_from_call(rebuild, name, role)
+        if plain is None or plain.dtype not in QUANTIZED_DTYPES:  # torch takes the dtype from the storage
+            return None
+        params = quantizer_params(args[4], plain.shape)
+        if params is None:
+            return None
+        plain.quantization = params
+        return plain
     if func in (
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_tensor_v3",
@@ -190,6 +226,43 @@ def tensor_from_call(call: Call, name: str, role: str) -> TensorRecord | None:
         if dtype is None:
             return None
         return TensorRecord(name, dtype, size, stride, key, args[1] + view_offset, numel, location, role)
+    return None
+
+
+def quantizer_params(params: Any, shape: tuple[int, ...]) -> dict[str, Any] | None:
+    """What `_rebuild_qtensor`'s quantizer parameters say, or None when torch would refuse them.
+
+    (qscheme, scale, zero_point) per tensor; (qscheme, scales, zero_points, axis) per channel, where
+    scales and zero points are tensors (read from their records: dtype and length, not the values)
+    or plain lists, and torch checks the axis and both lengths against the shape.
+    """
+    if not isinstance(params, tuple) or not params:
+        return None
+    scheme = (_qualname(params[0]) or "").removeprefix("torch.")
+    if scheme in PER_TENSOR_QSCHEMES and len(params) == 3:
+        scale, zero_point = params[1], params[2]
+        if not isinstance(scale, (int, float)) or not isinstance(zero_point, int) or isinstance(scale, bool):
+            return None
+        return {"qscheme": scheme, "scale": float(scale), "zero_point": zero_point}
+    if scheme in PER_CHANNEL_QSCHEMES and len(params) == 4:
+        axis = params[3]
+        if not isinstance(axis, int) or isinstance(axis, bool) or not 0 <= axis < len(shape):
+            return None
+        out: dict[str, Any] = {"qscheme": scheme, "axis": axis, "channels": shape[axis]}
+        for key, value in (("scales", params[1]), ("zero_points", params[2])):
+            if isinstance(value, list):
+                if len(value) != shape[axis]:
+                    return None
+                out[key] = value if len(value) <= 8 else f"{len(value)} values"
+                continue
+            record = tensor_from_call(value, key, "quant-aux") if isinstance(value, Call) else None
+            if record is None or record.numel != shape[axis]:
+                return None
+            out[f"{key}_dtype"] = record.dtype
+        if scheme == "per_channel_affine" and str(out.get("zero_points_dtype", "")).startswith(("F", "BF")):
+            # torch.save writes per_channel_affine for both; float zero points load as float_qparams
+            out["qscheme"] = "per_channel_affine_float_qparams"
+        return out
     return None
 
 

@@ -123,6 +123,11 @@ def element_size(dtype: str) -> int:
     d = lookup(dtype)
     if d.block_size != 1 or not d.fixed_size or d.numpy_name is None:
         why = "block-quantized (dequantizing is not supported yet)" if d.is_quantized else "not element-wise"
+        if d.name in ("QINT8", "QUINT8", "QINT32"):  # the integers alone, without scale, would be wrong
+            why = (
+                "a torch quantized type (its scale and zero point are not in the data; "
+                "dequantizing is not supported yet)"
+            )
         raise UnsupportedError(f"{d.name} is {why}")
     return d.type_size
 

@@ -27,7 +27,14 @@ from ..model import (
 from ..picklevm import Call, Global, PersistentRef, PickleResult, read_pickle, read_pickle_stream
 from ..probe import FileProbe, stored_member_offset
 from ..source import SliceSource
-from ..torchpickle import ITEMSIZE, OPTIMIZER_KEYS, STORAGE_DTYPES, TensorRecord, collect_tensors
+from ..torchpickle import (
+    ITEMSIZE,
+    OPTIMIZER_KEYS,
+    STORAGE_DTYPES,
+    TensorRecord,
+    collect_tensors,
+    storage_dtypes,
+)
 
 # torch's legacy magic number 0x1950a86a20f9469cfc6c, pickled first in every legacy file.
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -284,11 +291,31 @@ def _to_tensors(
                 )
             if start is not None and rec.contiguous:
                 offset = start + rec.storage_offset * itemsize
-        info.tensors.append(TensorInfo(rec.name, rec.dtype, rec.shape, nbytes, file_label, offset, rec.role))
+        info.tensors.append(
+            TensorInfo(rec.name, rec.dtype, rec.shape, nbytes, file_label, offset, rec.role, rec.quantization)
+        )
     if missing:
         raise FormatError(
             f"storage record(s) {', '.join(sorted(missing)[:3])} missing from the file", info.path
         )
+    info.quantization = _torch_quantization(info.tensors) or info.quantization
+
+
+def _torch_quantization(tensors: list[TensorInfo]) -> dict[str, Any] | None:
+    """The summary of torch quantized tensors (quantize_per_tensor / per_channel, quantize_dynamic)."""
+    quantized = [t for t in tensors if t.quantization is not None]
+    if not quantized:
+        return None
+    params: dict[str, int] = {}
+    for t in quantized:
+        params[t.dtype] = params.get(t.dtype, 0) + t.numel
+    main = max(params, key=lambda d: (params[d], d))  # the dtype most quantized parameters use
+    return {
+        "method": "torch-quantized",
+        "bits": ITEMSIZE[main] * 8,
+        "qschemes": sorted({str(t.quantization["qscheme"]) for t in quantized if t.quantization}),
+        "quantized_tensors": len(quantized),
+    }
 
 
 def _mapping(value: Any) -> dict[Any, Any] | None:
@@ -458,7 +485,8 @@ def layout_legacy(path: Path, ident: Identification) -> Layout:
         if not isinstance(keys, list):
             raise FormatError("legacy storage key list is not a list", path)
         records, unreadable = collect_tensors(data.value)
-        dtype_of = {r.storage_key: r.dtype for r in records}
+        # element sizes from the persistent ids, then from the records (_rebuild_tensor_v3's dtype)
+        dtype_of = {**storage_dtypes(data.persistent_refs), **{r.storage_key: r.dtype for r in records}}
         storages: dict[str, tuple[int | None, int]] = {}
         for key in map(str, keys):  # each storage: int64 element count, then its raw bytes
             header = probe.read(offset, 8)
