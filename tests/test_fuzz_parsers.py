@@ -1,20 +1,52 @@
-"""Regression tests for what fuzzing the parsers found (issue 16): each bug, its smallest input."""
+"""Fuzz every parser (issue 16), short and seeded: identify, inspect and scan over damaged files of
+every format, each case in a worker process under a watchdog, with the harness of
+bench/fuzz_parsers.py (its long run is recorded in docs/BENCHMARKS.md).
+
+A case fails on a traceback (or scan's "internal error"), on an error identify swallowed into a
+report, on a hang (5 s) or on a peak RSS over 64 MB + its size (untraced here, so the run stays
+short; the long run also traces Python allocations); HDF5 files also go through the HDF5 reader
+on its own. test_inspect_fuzz.py
+and test_bad_input.py damage the library files in-process for inspect and identify; this file
+adds scan, the rendering the CLI does, the committed heavy and HF fixtures, archives, the CLI
+itself, the hand-built hostile files (deep nesting, huge declared lengths, loops, bombs), and the
+time and memory bounds. Below the campaigns: regression tests for what fuzzing found.
+"""
 
 from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import os
 import pickle
-import struct
+import random
 import subprocess
 import sys
 import tracemalloc
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bench import fuzz_mutations
+from bench.fuzz_mutations import DEEP, st_header
+from bench.fuzz_parsers import (
+    CLI_VARIANTS,
+    Seed,
+    Tally,
+    archive_seeds,
+    baseline_cases,
+    fixture_seeds,
+    hdf5_seeds,
+    random_case,
+    random_cases,
+    run_campaign,
+    run_cli_case,
+    seed_from_made,
+    sweep_cases,
+    synthetic,
+)
 
 import tensorfile
 from tensorfile.errors import FormatError, TensorfileError
@@ -23,18 +55,102 @@ from tensorfile.scan.scanner import scan_file
 from .conftest import ROOT
 from .pickle_asm import Asm
 
-DEEP = 100_000
+MASTER_SEED = 16  # the issue's number: the same cases every run
+RANDOM_CASES = 40  # per group, on top of each seed as it is and cut at CUTS of its boundaries
+CUTS = 4
+
+GROUPS: dict[str, list[str]] = {  # group -> maker names (tests/conftest.py) or fixture families
+    "torch-pickle": [
+        "pytorch_state_dict",
+        "pytorch_legacy",
+        "torchscript",
+        "pytorch_training_checkpoint",
+        "pickle",
+        "joblib",
+        "joblib_gzip",
+        "npy_object",
+    ],
+    "tensor-files": ["safetensors", "safetensors_sharded_dir", "gguf", "npy", "npz", "onnx", "onnx_external"],
+    "heavy": ["fixtures/heavy"],
+    "hf": ["llama_sharded", "bnb_nf4_dq_bin", "diffusers"],  # folders: a case scans every file
+    "archives": ["archives", "examples"],
+    "hdf5": ["hdf5"],  # the pure-Python HDF5 reader, also on its own (fixtures and corpus .h5)
+}
 
 
-def _safetensors(header: bytes) -> bytes:
-    return struct.pack("<Q", len(header)) + header
+def _failures(tally: Tally) -> str:
+    lines = [f"{len(tally.failures)} failing cases of {tally.total}:"]
+    for f in tally.failures[:20]:
+        lines.append(
+            f"  {f['case']} [{f['family']}/{f['kind']}] {f['entry']}: {f['outcome']} {f['detail'][:300]}"
+        )
+    lines.append("replay one with: .venv/bin/python bench/fuzz_parsers.py --replay CASE_ID --seed 16")
+    return "\n".join(lines)
+
+
+def _group_seeds(group: str, made: Callable[[str], Path], folder: Path) -> list[Seed]:
+    seeds: list[Seed] = []
+    for name in GROUPS[group]:
+        if name == "fixtures/heavy":
+            seeds += [s for s in fixture_seeds() if "fixtures/heavy" in str(next(iter(s.files.values())))]
+        elif name == "hdf5":
+            seeds += hdf5_seeds()
+        elif name == "examples":
+            seeds += [s for s in fixture_seeds() if s.name.startswith("examples/")]
+        elif name == "archives":
+            bases = ["pytorch_state_dict", "pickle", "npy", "safetensors", "joblib"]
+            seeds += archive_seeds([seed_from_made(n, made(n)) for n in bases], folder)
+        elif group == "hf":
+            seeds += [s for s in fixture_seeds() if s.name.startswith(name)]
+        else:
+            seeds.append(seed_from_made(name, made(name)))
+    return seeds
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_fuzz_group(group: str, made: Callable[[str], Path], tmp_path: Path) -> None:
+    seeds = _group_seeds(group, made, tmp_path / "seeds")
+    assert seeds
+    cases = itertools.chain(
+        baseline_cases(seeds),
+        sweep_cases(seeds, 1 if group == "hf" else CUTS),
+        itertools.islice(
+            random_cases(seeds, MASTER_SEED), RANDOM_CASES // 2 if group == "hf" else RANDOM_CASES
+        ),
+    )
+    tally = run_campaign(cases, jobs=1, workdir=tmp_path, trace=False)
+    assert tally.outcomes["identify"]["ok"] >= len(seeds)
+    assert not tally.failures, _failures(tally)
+
+
+def test_fuzz_hand_built_hostile_files(tmp_path: Path) -> None:
+    """Deep nesting, 1 TB declared in 100 bytes, loops, 3,000 entries, 64 MB bombs: all clean."""
+    # the NONE/POP pickles are a known open cost of the pickle reader (bench.fuzz_parsers.KNOWN_CASES)
+    cases = [c for c in synthetic(bomb_bytes=64 << 20, many=3000) if not c.id.startswith("s:nop-pickle")]
+    assert len(cases) > 70
+    tally = run_campaign(cases, jobs=1, workdir=tmp_path, trace=False)
+    assert not tally.failures, _failures(tally)
+
+
+def test_fuzz_through_the_cli(made: Callable[[str], Path], tmp_path: Path) -> None:
+    """A damaged file of each kind through `python -m tensorfile`: exit 0/1/2, one-line errors."""
+    seeds = [seed_from_made(n, made(n)) for n in ("pytorch_state_dict", "safetensors", "gguf", "onnx")]
+    seeds += [s for s in fixture_seeds() if s.name in ("keras3_dense.keras", "dense.tflite")]
+    for i, variant in enumerate(CLI_VARIANTS):
+        case = random_case(seeds, MASTER_SEED, i)
+        path = case.write(tmp_path / f"c{i}")
+        outcome = run_cli_case(path, variant, timeout=60)
+        assert outcome["outcome"] in ("ok", "error"), (case.id, variant, outcome)
+
+
+# --- regression tests for what fuzzing found ---------------------------------------------------
 
 
 def test_deep_json_is_bad_json_not_a_recursion_error(tmp_path: Path) -> None:
     # json.loads raises RecursionError past ~1,000 levels; identify swallowed it as "corrupt
     # safetensors data", inspect and a folder's config.json raised it.
     deep = tmp_path / "deep.safetensors"
-    deep.write_bytes(_safetensors(b'{"a":' * DEEP + b"1" + b"}" * DEEP))
+    deep.write_bytes(st_header(b'{"a":' * DEEP + b"1" + b"}" * DEEP))
     result = tensorfile.identify(deep)
     assert result.format == "safetensors" and not result.alternatives
     with pytest.raises(FormatError, match="nested too deeply"):
@@ -43,7 +159,7 @@ def test_deep_json_is_bad_json_not_a_recursion_error(tmp_path: Path) -> None:
     repo.mkdir()
     (repo / "config.json").write_text("[" * DEEP + "]" * DEEP)
     (repo / "model.safetensors").write_bytes(
-        _safetensors(b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}') + bytes(4)
+        st_header(b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}') + bytes(4)
     )
     assert tensorfile.identify(repo).format == "safetensors"
     assert tensorfile.inspect(repo).architecture == {}
@@ -169,3 +285,13 @@ def test_json_output_is_streamed(capsys: pytest.CaptureFixture[str]) -> None:
         tracemalloc.stop()
     assert capsys.readouterr().out == expected
     assert peak < len(expected) * 3  # the captured text itself, not 7x it
+
+
+def test_mutations_are_deterministic_and_change_the_bytes() -> None:
+    data = pickle.dumps({"a": [1, 2, 3], "b": "x" * 40}, protocol=4)
+    lay = fuzz_mutations.layout(data)
+    assert "pickle" in lay.kinds and lay.fields
+    for kind in fuzz_mutations.KINDS:
+        one = fuzz_mutations.mutate(data, lay, random.Random(kind), kind)
+        assert one == fuzz_mutations.mutate(data, lay, random.Random(kind), kind)
+        assert one != data, kind
