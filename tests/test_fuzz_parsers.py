@@ -295,3 +295,32 @@ def test_mutations_are_deterministic_and_change_the_bytes() -> None:
         one = fuzz_mutations.mutate(data, lay, random.Random(kind), kind)
         assert one == fuzz_mutations.mutate(data, lay, random.Random(kind), kind)
         assert one != data, kind
+
+
+def test_safetensors_header_checks_on_bad_json(tmp_path: Path) -> None:
+    # scan's header check read exc.msg of any ValueError (a UnicodeDecodeError, an int of 5,000
+    # digits: "internal error"), let json's RecursionError out ("could not be scanned"), and
+    # counted duplicate names with keys.count per key (11 s for 30,000 tensors)
+    tensor = b'"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
+    headers = {
+        "undecodable": b'{"\xff":1}',
+        "digits": b'{"w":{"dtype":"F32","shape":[' + b"9" * 5000 + b'],"data_offsets":[0,4]}}',
+        "deep": b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}",
+    }
+    for name, header in headers.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(st_header(header) + bytes(4))
+        result = scan_file(path)
+        assert result.status == "scanned", (name, result.error)
+        assert any("not valid JSON" in f.message for f in result.findings), name
+    dup = tmp_path / "dup.safetensors"
+    dup.write_bytes(st_header(b"{" + tensor + b"," + tensor + b"}") + bytes(4))
+    assert any("same tensor twice" in f.message for f in scan_file(dup).findings)
+    # 30,000 tensors: the duplicate check counts with a Counter (keys.count per key took 22 s)
+    many = b",".join(
+        b'"t%d":{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}' % (i, 4 * i, 4 * i + 4)
+        for i in range(30_000)
+    )
+    big = tmp_path / "many.safetensors"
+    big.write_bytes(st_header(b"{" + many + b"}") + bytes(120_000))
+    assert scan_file(big).findings == []

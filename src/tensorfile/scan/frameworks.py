@@ -11,6 +11,7 @@ import itertools
 import json
 import re
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,14 +260,18 @@ def check_safetensors(path: Path) -> list[Finding]:
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in items]
-        duplicates.extend(k for k in set(keys) if keys.count(k) > 1)
+        counts = Counter(k for k, _ in items)  # keys.count per key was quadratic in the tensors
+        duplicates.extend(k for k, n in counts.items() if n > 1)
         return dict(items)
 
     try:
         header = json.loads(raw, object_pairs_hook=pairs)
-    except ValueError as exc:
-        lie(f"The header is not valid JSON ({exc.msg}).", "header JSON")
+    except (ValueError, RecursionError) as exc:
+        # a JSONDecodeError has .msg; a UnicodeDecodeError, an int of 5,000 digits or nesting past
+        # the recursion limit are bad JSON too
+        deep = isinstance(exc, RecursionError)
+        reason = "nested too deeply" if deep else getattr(exc, "msg", None) or exc
+        lie(f"The header is not valid JSON ({reason}).", "header JSON")
         return findings
     if duplicates:
         lie(
