@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test strace lint bench bench-scan bench-convert bench-estimate bench-remote clean
+.PHONY: demo test strace chromium lint bench bench-scan bench-convert bench-estimate bench-remote clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ demo: $(VENV)/.core
 	rm -rf $$out
 
 ## test: install the test dependencies, lint, and run the whole suite on 2 workers
-test: $(VENV)/.test strace
+test: $(VENV)/.test strace chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest -n 2 -q
@@ -45,6 +45,14 @@ strace:
 		{ apt-get install -y -qq strace >/dev/null 2>&1 || \
 		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq strace >/dev/null 2>&1; }; }; } || \
 		echo "strace is not installed: tests/test_scan_strace.py will skip"
+
+## chromium: tests/test_view_browser.py drives Debian's chromium with Playwright, launched by its path
+## (never a browser download). When missing it is installed with apt-get as root, else those tests skip.
+chromium:
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || \
+		echo "chromium is not installed: tests/test_view_browser.py will skip"
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/bench_identify.py

@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import TensorfileError
-from . import convert, diff, download, dtypes, estimate, formats, identify, inspect, recommend, scan
+from . import convert, diff, download, dtypes, estimate, formats, identify, inspect, recommend, scan, view
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -37,6 +37,7 @@ for _command in (
     estimate.estimate,
     recommend.recommend,
     download.download,
+    view.view,
 ):
     app.add_command(_command)
 
