@@ -28,7 +28,7 @@ from ..model import (
     tensor_group,
 )
 from ..probe import MAX_ZIP_MEMBER_READ, DirProbe, FileProbe, load_json, stored_member_offset
-from ..source import OpenedSource, SliceSource, open_source
+from ..source import FileSource, OpenedSource, SliceSource, open_source
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -48,8 +48,25 @@ def _attr_text(value: Any) -> str:
     return str(value)
 
 
-def detect_hdf5(probe: FileProbe) -> Detection | None:
+# Candidates past the head that identify reads on a source other than a local file: each is a
+# Range request there (64 KiB fetched), so a remote file is searched up to a 16 MiB user block
+# (9 requests at most, about 576 KiB), never read through. A local file is searched to its end.
+_REMOTE_CANDIDATES = 9
+
+
+def superblock_offset(probe: FileProbe) -> int | None:
+    """hdf5_offset of the head, else libhdf5's search on (0, 512, 1024, …) up to the file size."""
     offset = hdf5_offset(probe.head)
+    if offset is not None:
+        return offset
+    local = isinstance(probe.source, FileSource)
+    return hdf5.find_superblock(
+        probe.source, _USERBLOCK_OFFSETS[-1] * 2, None if local else _REMOTE_CANDIDATES
+    )
+
+
+def detect_hdf5(probe: FileProbe) -> Detection | None:
+    offset = superblock_offset(probe)
     if offset is None:
         return None
     evidence = ["HDF5 signature" + (f" after a {offset}-byte user block" if offset else "")]

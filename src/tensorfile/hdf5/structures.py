@@ -31,10 +31,17 @@ ATTRIBUTE, CONTINUATION, SYMBOL_TABLE, ATTRIBUTE_INFO = 0xC, 0x10, 0x11, 0x15
 SHARED_FLAG = 0x02
 
 
-def find_superblock(source: ByteSource) -> int | None:
-    """Where the superblock is: offset 0 or a power of two from 512 (libhdf5's search), or None."""
-    offset = 0
-    while offset + 8 <= source.size:
+def find_superblock(source: ByteSource, first: int = 0, max_reads: int | None = None) -> int | None:
+    """Where the superblock is: offset 0 or a power of two from 512 (libhdf5's search), or None.
+
+    One 8-byte read per candidate from `first` (0, or a power of two from 512) up to the file size:
+    at most 56 reads for any size, the user block may be as large as the file allows. `max_reads`
+    stops the search earlier (a remote source pays a request per read).
+    """
+    offset = first
+    reads = 0
+    while offset + 8 <= source.size and (max_reads is None or reads < max_reads):
+        reads += 1
         if source.read_at(offset, 8) == MAGIC:
             return offset
         offset = 512 if offset == 0 else offset * 2
