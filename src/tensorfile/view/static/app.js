@@ -589,7 +589,7 @@
     // a chain of single children reads as one name: model.layers.{0..31}
     if (node.children.size === 1 && node.key !== "") {
       const [only] = node.children.values();
-      if (only.count === node.count && !only.blocks) {
+      if (only.count === node.count && !node.blocks) {
         node.key = node.key + "." + only.key;
         node.children = only.children;
         node.blocks = only.blocks;
