@@ -229,6 +229,7 @@
       this.first = first;
       this.last = last;
       const need = last - first;
+      if (this.pool.length < need) force = true;
       while (this.pool.length < need) {
         const row = h("div", { class: "vt-row", role: "row" });
         row.style.gridTemplateColumns = this.template;
@@ -240,14 +241,16 @@
         this.pool.push(row);
         this.spacer.append(row);
       }
-      for (let p = 0; p < this.pool.length; p++) {
-        const row = this.pool[p];
-        const i = first + p;
-        if (i >= last) {
-          row.hidden = true;
-          continue;
-        }
-        row.hidden = false;
+      // Row i always lives in pool[i % n]: while scrolling, rows still in view keep their content and
+      // only those that came into view are filled.
+      const n = this.pool.length;
+      const live = new Set();
+      for (let i = first; i < last; i++) {
+        const row = this.pool[i % n];
+        live.add(row);
+        if (row.hidden) row.hidden = false;
+        if (!force && row._i === i) continue;
+        row._i = i;
         const data = this.view[i];
         row.style.transform = "translateY(" + i * this.rowH + "px)";
         row.dataset.index = String(i);
@@ -260,6 +263,12 @@
           const target = col.name ? cell.lastChild : cell;
           if (target.textContent !== text) target.textContent = text;
           if (col.name || col.title) cell.title = text;
+        }
+      }
+      for (const row of this.pool) {
+        if (!live.has(row) && !row.hidden) {
+          row.hidden = true;
+          row._i = -1;
         }
       }
     }
@@ -293,7 +302,7 @@
   function barChart(rows, { width = 640, max = null, markers = [], rowH = 26, labelW = null, onPick = null, picked = -1 } = {}) {
     const top = markers.length ? 18 : 4;
     const lw = labelW ?? Math.min(260, Math.max(70, Math.max(...rows.map((r) => r.label.length), 4) * 7 + 12));
-    const vw = 92;
+    const vw = Math.min(150, Math.max(...rows.map((r) => r.text.length), 4) * 7 + 14);
     const bw = Math.max(60, width - lw - vw);
     const top0 = max ?? Math.max(1, ...rows.map((r) => r.value || 0));
     const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${top + rows.length * rowH + 4}`, role: "img", width, height: top + rows.length * rowH + 4 });
@@ -384,7 +393,9 @@
       h("div", { class: "stat" }, h("dt", { text: "Tensors" }), h("dd", null, h("span", { "data-count": "tensor_count", text: fmtInt(doc.tensor_count) }))),
       stat("Tensor bytes", fmtBytes(doc.total_bytes), fmtInt(doc.total_bytes) + " bytes"),
       h("div", { class: "stat" }, h("dt", { text: "Tensor types" }), h("dd", { class: "types", "data-count": "tensor_types", text: doc.tensor_types || "—" })),
+      h("div", { class: "stat" }, h("dt", { text: "Scan" }), h("dd", { id: "tf-verdict", text: "…" }, h("small", { text: "checking" }))),
     );
+    if (state.docs.scan) showVerdict(state.docs.scan);
     panel.append(stats);
     const dtypes = Object.keys(doc.parameters_by_dtype);
     if (dtypes.length) {
@@ -448,6 +459,22 @@
       grid.append(card("Pickle (read symbolically, never run)", kvTable(rows)));
     }
     if (doc.warnings && doc.warnings.length) grid.append(card("Warnings", h("ul", { class: "warnings" }, doc.warnings.map((w) => h("li", { class: "warn", text: w })))));
+  }
+
+  /** The summary's scan box: what loading the file(s) could do, with the worst finding. */
+  function showVerdict(doc) {
+    const el = document.getElementById("tf-verdict");
+    if (!el) return;
+    if (doc.error) {
+      el.replaceChildren("—", h("small", { class: "error", text: doc.error }));
+      return;
+    }
+    const v = doc.summary.verdicts;
+    const verdict = v.unsafe ? "unsafe" : v.error ? "error" : v.incomplete ? "incomplete" : "clean";
+    const sev = doc.summary.findings_by_severity;
+    const worst = ["critical", "high", "medium", "low", "info"].find((k) => sev[k]);
+    el.className = verdict === "clean" ? "ok" : "bad";
+    el.replaceChildren(verdict, h("small", { text: worst ? `${sev[worst]} ${worst} finding${sev[worst] > 1 ? "s" : ""}` : "no findings" }));
   }
 
   function checkpointView(cp) {
@@ -651,17 +678,20 @@
     }
     const rows = doc.rows.filter((r) => r.report);
     const failed = doc.rows.filter((r) => r.error);
+    if (!rows.length) {
+      panel.append(card("Memory", h("p", { class: "error", text: failed.map((r) => r.error)[0] || "no estimate" })));
+      return;
+    }
     if (doc.model && doc.model.notes && doc.model.notes.length) panel.append(card("Model as estimated", h("ul", { class: "warnings" }, doc.model.notes.map((n) => h("li", { text: n })))));
     let picked = 0;
     const chartBox = card("Peak GPU memory (nvidia-smi view, one GPU, batch 1, prompt 2048 + 256 tokens)");
     const detail = card("Breakdown");
     panel.append(chartBox, detail);
-    const markers = [
-      { value: 16 * 1e9, label: "16 GB" },
-      { value: 24 * 1e9, label: "24 GB" },
-      { value: 48 * 1e9, label: "48 GB" },
-      { value: 80 * 1e9, label: "80 GB" },
-    ];
+    // dashed lines at the memory of a few common GPUs (as the fit table counts it)
+    const fitsOf = rows.length ? rows[0].report.fits : {};
+    const markers = ["RTX 4090 24GB", "L40S 48GB", "H100 80GB", "H200 141GB"]
+      .filter((g) => fitsOf[g])
+      .map((g) => ({ value: fitsOf[g].memory_bytes, label: g.replace(/^RTX /, "") }));
     const draw = () => {
       chartBox.querySelectorAll("svg").forEach((e) => e.remove());
       const w = chartWidth(chartBox) - 32;
@@ -996,6 +1026,7 @@
           (doc) => {
             docs[name] = doc;
             if (name === "inspect_b") $("#tf-title").textContent = `${inspect.path}  ⇄  ${doc.path}`;
+            if (name === "scan") showVerdict(doc);
             if (name === "scan" && !doc.error) {
               const worst = ["critical", "high", "medium", "low"].find((k) => doc.summary.findings_by_severity[k]);
               if (worst) state.panels.security.tab.append(h("span", { class: "badge sev-" + worst, text: String(doc.summary.findings_by_severity[worst]) }));
