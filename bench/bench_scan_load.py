@@ -12,13 +12,17 @@ What each peer reads: picklescan looks at files by extension only (zip, pickle a
 names) and its CLI stops at the first file that raises, so it runs here as its own library call
 `scan_file_path` per file (its CLI's walk and filter, one process, errors counted per file).
 modelaudit scans the folder with its CLI (`scan --format json`); it is slow on pickles (seconds
-each), so `--modelaudit-runs` defaults to 1. Neither has a parallel mode.
+each), so `--modelaudit-runs` defaults to 1, with its own scan time limit (3600 s by default,
+which ends the run about half-way through the zoo) raised to --timeout. Neither has a parallel
+mode.
 
     .venv/bin/python bench/bench_scan_load.py [--count 10000] [--runs 3] [--peers /tmp/peers/bin]
         [--tools tensorfile-j1,tensorfile-j2,picklescan,modelaudit] [--zoo DIR]
 
 Results are merged into bench/results/scan_load.json (so one tool can be re-run alone) and the
-table for docs/BENCHMARKS.md is printed from it.
+table for docs/BENCHMARKS.md is printed from it. `--sample N` runs the tools on a seeded sample
+of N of the zoo's files instead (hard links, the same bytes), for a peer too slow for the whole
+zoo; those runs are kept apart, under "subsets" (their files/s are over the sample's files).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -70,20 +75,48 @@ for base, dirs, names in os.walk(sys.argv[1]):
 """
 
 
+# The measured process is started by this small launcher (`python -S`, a few MB), not by the
+# bench itself: Linux counts the memory of the process image exec replaced in the peak RSS that
+# getrusage and wait4 report, so a child forked from the bench (tens of MB once the zoo is built)
+# would report at least the bench's size. The launcher forks, execs the tool, waits for it and
+# writes the tool tree's wait4 figures as JSON to its first argument.
+LAUNCHER = r"""
+import json, os, sys
+stats, cmd = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_pid, status, usage = os.wait4(pid, 0)
+with open(stats, "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}, f)
+"""
+
+
 def run(cmd: list[str], out: Path, *, env: dict[str, str] | None = None, timeout: float) -> dict[str, Any]:
     """One fresh process, stdout to `out`: exit code, wall seconds, peak RSS of its process tree."""
+    stats = out.with_suffix(".wait4")
     start = time.perf_counter()
     with out.open("wb") as stdout:
         proc = subprocess.Popen(
-            cmd, stdout=stdout, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, **(env or {})}
+            [sys.executable, "-S", "-c", LAUNCHER, str(stats), *cmd],
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # a timeout kills the launcher and the tool's whole tree
         )
-        timer = threading.Timer(timeout, proc.kill)
+        timer = threading.Timer(timeout, os.killpg, (proc.pid, 9))
         timer.start()
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         timer.cancel()
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"code": proc.returncode, "wall": wall, "tree_rss_mb": usage.ru_maxrss / 1024}
+    if not stats.exists():
+        return {"code": -9, "wall": wall, "tree_rss_mb": 0.0}
+    got = json.loads(stats.read_text())
+    return {"code": got["code"], "wall": wall, "tree_rss_mb": got["maxrss_kb"] / 1024}
 
 
 def outcomes_tensorfile(out: Path) -> dict[str, str]:
@@ -179,7 +212,18 @@ def bench_tool(name: str, zoo: Path, args: argparse.Namespace, tmp: Path) -> dic
         else:
             if not (peers / "modelaudit").exists():
                 return None
-            cmd = [str(peers / "modelaudit"), "scan", "--no-cache", "--format", "json", str(files)]
+            # its own time limit (default 3600 s) would end the run after about half the zoo
+            limit = str(int(args.timeout))
+            cmd = [
+                str(peers / "modelaudit"),
+                "scan",
+                "--no-cache",
+                "--format",
+                "json",
+                "--timeout",
+                limit,
+                str(files),
+            ]
             sample = run(cmd, out, env=NO_TELEMETRY, timeout=args.timeout)
             got = outcomes_modelaudit(out, all_files)
         if outcomes and got != outcomes:
@@ -254,6 +298,8 @@ def main() -> None:
     parser.add_argument("--tools", default="tensorfile-j1,tensorfile-j2,picklescan,modelaudit")
     parser.add_argument("--zoo", type=Path, help="build the zoo here (or reuse it) instead of a temp folder")
     parser.add_argument("--timeout", type=float, default=6 * 3600)
+    parser.add_argument("--sample", type=int, default=0, help="run on a seeded sample of this many files")
+    parser.add_argument("--sample-seed", type=int, default=16)
     args = parser.parse_args()
     use_bytecode()
     verdicts: dict[str, dict[str, str]] = {}
@@ -265,14 +311,20 @@ def main() -> None:
             manifest = json.loads(manifest_path.read_text())
         else:
             manifest = build_zoo(zoo, args.count, args.seed)
+        subset = None
+        if args.sample:
+            manifest, zoo = sample_zoo(manifest, zoo, tmp / "sample", args.sample, args.sample_seed)
+            subset = f"{args.sample} of {args.count}, seed {args.sample_seed}"
         groups = {str(zoo / rel): e["group"] for rel, e in manifest.items()}
         size = sum((zoo / rel).stat().st_size for rel in manifest)
         zoo_doc = {
-            "count": args.count,
+            "count": len(manifest),
             "seed": args.seed,
             "groups": dict(Counter(groups.values())),
             "megabytes": size / 1e6,
         }
+        if subset:
+            zoo_doc["sample"] = subset
         for name in args.tools.split(","):
             print(f"{name} …", flush=True)
             load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -284,26 +336,46 @@ def main() -> None:
             res["tally"] = tally(verdicts[name], groups)
             res["load"] = f"{load} before, " + " / ".join(f"{x:.1f}" for x in os.getloadavg()) + " after"
             note = picklescan_cli_note(zoo, args.peers, tmp) if name == "picklescan" else None
-            save(name, res, zoo_doc, args.peers, note)
+            save(name, res, zoo_doc, args.peers, note, subset)
     if "tensorfile-j1" in verdicts and "tensorfile-j2" in verdicts:
         if verdicts["tensorfile-j1"] != verdicts["tensorfile-j2"]:
             raise SystemExit("tensorfile --jobs 2 gave other verdicts than --jobs 1")
         print("tensorfile --jobs 1 and --jobs 2: the same verdict for every file")
     print()
-    print(table(json.loads(RESULTS.read_text())))
+    doc = json.loads(RESULTS.read_text())
+    print(table(doc))
+    for part in doc.get("subsets", {}).values():
+        print(f"\nSeeded sample ({part['zoo']['sample']}):\n")
+        print(table({**doc, **part}))
 
 
-def save(name: str, res: dict[str, Any], zoo: dict[str, Any], peers: Path, note: str | None) -> None:
-    """Merge one tool's runs into RESULTS, read again just before (another run may have written)."""
-    doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+def sample_zoo(
+    manifest: dict[str, dict[str, str]], zoo: Path, folder: Path, count: int, seed: int
+) -> tuple[dict[str, dict[str, str]], Path]:
+    """`count` of the zoo's files chosen by `random.Random(seed)`, hard-linked under `folder`."""
+    chosen = sorted(random.Random(seed).sample(sorted(manifest), count))
+    for rel in chosen:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.link(zoo / rel, folder / rel)
+    return {rel: manifest[rel] for rel in chosen}, folder
+
+
+def save(
+    name: str, res: dict[str, Any], zoo: dict[str, Any], peers: Path, note: str | None, subset: str | None
+) -> None:
+    """Merge one tool's runs into RESULTS, read again just before (another run may have written);
+    a sample's runs go under "subsets", beside the whole zoo's."""
+    whole = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    doc = whole.setdefault("subsets", {}).setdefault(subset, {}) if subset else whole
     if doc.get("zoo") != zoo:
-        doc = {"tools": {}, "notes": {}}  # another zoo: the old runs do not compare
+        doc.clear()  # another zoo: the old runs do not compare
+        doc.update(tools={}, notes={})
     doc.update(zoo=zoo, machine=machine_line())
     doc["versions"] = {**doc.get("versions", {}), **versions(peers)}
     doc["tools"][name] = res
     if note:
         doc["notes"][name] = note
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(whole, indent=2) + "\n")
 
 
 if __name__ == "__main__":
