@@ -11,7 +11,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.core: pyproject.toml | $(BIN)/python
+$(VENV)/.core: pyproject.toml setup.py $(wildcard src/tensorfile/convert/quants/_kernel*.[ch]) | $(BIN)/python
 	$(PIP) install -e .
 	touch $@
 

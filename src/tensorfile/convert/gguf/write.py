@@ -1,7 +1,12 @@
 """Stream a planned GGUF file: header and tensor infos through gguf-py's writer, then each tensor
-a bounded chunk of rows at a time, quantized in worker processes (workers.py) when that pays.
+a bounded chunk of rows at a time.
 
-Why processes: the numpy K-quants spend much of their time in small per-sub-block vector steps
+With the compiled quantizers (quants/kernel.py) every chunk is quantized in this process, by the
+kernel's own threads with the GIL released: no worker processes, no copies through pipes. Without
+them (no C compiler at install, or TENSORFILE_NO_KERNEL=1), the slow numpy types are quantized in
+worker processes (workers.py) when that pays.
+
+Why processes for numpy: the numpy K-quants spend much of their time in small per-sub-block vector steps
 that hold the GIL, so threads scale poorly; separate processes scale with cores. Chunks go to
 the workers in file order and their bytes are written back in that order, with at most two
 chunks per worker in flight, so memory stays bounded and the output is the same bytes as a
@@ -13,13 +18,15 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import gguf
 import numpy as np
 
+from ..quants import kernel
 from ..stream import Progress, no_progress
-from ..tensors import FileMaps
+from ..tensors import FileMaps, is_ggml_quantized
 from .build import FLOAT_TYPES
 from .layout import GGUFTensor, float_rows
 from .workers import EncodeWorkers, Ticket
@@ -30,17 +37,14 @@ POOLED_TYPES = frozenset({"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_1", "Q5_0"
 # Below this many values to quantize in pooled types, starting workers costs more than it saves.
 POOL_MIN_VALUES = 1 << 24
 _IN_FLIGHT_PER_WORKER = 2
+# Chunks in flight with the encoding thread: one being quantized, one read ahead, one being written.
+_IN_FLIGHT_THREADED = 2
 
 
 def worker_count() -> int:
     """Worker processes for quantizing: TENSORFILE_QUANT_WORKERS, else the cores this process may use."""
     env = os.environ.get("TENSORFILE_QUANT_WORKERS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return max(1, int(env)) if env else kernel.usable_cores()
 
 
 def write_gguf(
@@ -57,20 +61,18 @@ def write_gguf(
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    pooled = sum(t.numel for t in tensors if t.type in POOLED_TYPES and not _kept(t))
-    count = (workers or worker_count()) if pooled >= POOL_MIN_VALUES else 1
+    count = _pool_size(tensors, workers)
+
     # a progress display that can name the tensor being written offers `.tensor(name)`
     named = getattr(progress, "tensor", None)
-    with _OrderedEncoder(count) as encoder:
+    with _OrderedEncoder(count, threaded=kernel.available()) as encoder:
         written = 0
         for tensor, piece in encoder.run(_pieces(tensors, maps)):
             if piece is None:  # the tensor is complete
                 if written != tensor.nbytes():
                     raise AssertionError(f"{tensor.name}: wrote {written} bytes, planned {tensor.nbytes()}")
                 writer.write_padding(out, written)
-                if _kept(tensor):
-                    source = tensor.parts[0].source
-                    maps.release(source.file, source.storage_offset, written)  # type: ignore[arg-type]
+                _release(tensor, maps)
                 written = 0
                 continue
             if written == 0:
@@ -84,12 +86,21 @@ def write_gguf(
     out.flush()
 
 
+def _pool_size(tensors: list[GGUFTensor], workers: int | None) -> int:
+    """Worker processes for this file: none (1: inline) when the compiled kernel quantizes, or when
+    too few values go to the slow numpy types to pay for starting them."""
+    if kernel.available():
+        return 1
+    pooled = sum(t.numel for t in tensors if t.type in POOLED_TYPES and not _kept(t))
+    return (workers or worker_count()) if pooled >= POOL_MIN_VALUES else 1
+
+
 # A piece of work: (tensor, None) ends a tensor; (tensor, bytes) is data to write as it is;
 # (tensor, rows) is float32 rows to encode to the tensor's type.
 _Piece = tuple[GGUFTensor, "np.ndarray | memoryview | None"]
 # In the window: the tensor, its bytes (or the worker's future of them, None at a tensor's end)
 # and how many float32 bytes of input they stand for (for the progress bar).
-_Pending = tuple[GGUFTensor, "Ticket | bytes | memoryview | None", int]
+_Pending = tuple[GGUFTensor, "Ticket | Future[bytes | memoryview] | bytes | memoryview | None", int]
 _Done = tuple[GGUFTensor, "tuple[bytes | memoryview, int] | None"]
 
 
@@ -100,6 +111,19 @@ def _pieces(tensors: list[GGUFTensor], maps: FileMaps) -> Iterator[_Piece]:
         else:
             yield from ((t, rows) for rows in float_rows(t, maps))
         yield t, None
+
+
+def _release(t: GGUFTensor, maps: FileMaps) -> None:
+    """Drop a written tensor's source pages from this process (they stay in the page cache): the
+    encoding thread may have read them after float_rows released them."""
+    if _kept(t):
+        source = t.parts[0].source
+        maps.release(source.file, source.storage_offset, t.nbytes())  # type: ignore[arg-type]
+        return
+    for part in t.parts:
+        src = part.source
+        if src.file is not None and src.loader is None and not is_ggml_quantized(src.dtype):
+            maps.release(src.file, src.storage_offset, src.extent_nbytes())
 
 
 def _kept(t: GGUFTensor) -> bool:
@@ -116,27 +140,36 @@ def _stored(t: GGUFTensor, maps: FileMaps) -> memoryview:
 
 
 class _OrderedEncoder:
-    """Encodes pieces in order: inline with one worker, else in worker processes, a bounded window."""
+    """Encodes pieces in order, a bounded window of them in flight: in worker processes (numpy
+    quantizers, `workers` > 1), in one encoding thread (the compiled kernel, which releases the GIL
+    and runs its own threads, so this thread reads the next rows and writes while it quantizes),
+    or inline."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, threaded: bool = False) -> None:
         self.workers = workers
+        self.threaded = threaded and workers == 1
         self._pool: EncodeWorkers | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> _OrderedEncoder:
         if self.workers > 1:
             self._pool = EncodeWorkers(self.workers)
+        elif self.threaded:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="tensorfile-encode")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
 
     def run(self, pieces: Iterator[_Piece]) -> Iterator[_Done]:
         window: deque[_Pending] = deque()
-        limit = self.workers * _IN_FLIGHT_PER_WORKER
+        limit = self.workers * _IN_FLIGHT_PER_WORKER if self._pool is not None else _IN_FLIGHT_THREADED
         for tensor, item in pieces:
             window.append(self._start(tensor, item))
-            while len(window) > limit or (window and not isinstance(window[0][1], Ticket)):
+            while len(window) > limit or (window and not isinstance(window[0][1], (Ticket, Future))):
                 yield self._finish(*window.popleft())
         while window:
             yield self._finish(*window.popleft())
@@ -149,18 +182,27 @@ class _OrderedEncoder:
         values = item.nbytes
         if self._pool is not None and tensor.type in POOLED_TYPES:
             return tensor, self._pool.submit(item, tensor.base_type, tensor.type), values
+        if self._thread is not None:
+            return tensor, self._thread.submit(encode, item, tensor.base_type, tensor.type), values
         return tensor, encode(item, tensor.base_type, tensor.type), values
 
-    def _finish(self, tensor: GGUFTensor, item: Ticket | bytes | memoryview | None, values: int) -> _Done:
+    def _finish(
+        self,
+        tensor: GGUFTensor,
+        item: Ticket | Future[bytes | memoryview] | bytes | memoryview | None,
+        values: int,
+    ) -> _Done:
         if item is None:
             return tensor, None
         if isinstance(item, Ticket):
             assert self._pool is not None
             return tensor, (self._pool.result(item), values)
+        if isinstance(item, Future):
+            return tensor, (item.result(), values)
         return tensor, (item, values)
 
 
-def encode(rows: np.ndarray, base: str, final: str) -> bytes:
+def encode(rows: np.ndarray, base: str, final: str) -> bytes | memoryview:
     """float32 rows → the final type's bytes, through the converter's base type first."""
     values = rows if base not in FLOAT_TYPES else _through_base(rows, base)
     if final == "F32":
@@ -171,7 +213,7 @@ def encode(rows: np.ndarray, base: str, final: str) -> bytes:
         return gguf.quants.quantize(values, gguf.GGMLQuantizationType.BF16).tobytes()
     from ..quants import quantize
 
-    return quantize(values, final).tobytes()
+    return quantize(values, final).reshape(-1).data  # a fresh array: its bytes need no copy
 
 
 def _through_base(rows: np.ndarray, base: str) -> np.ndarray:
