@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tensorfile.errors import FormatError
 from tensorfile.inspection import inspect
 
 
@@ -78,3 +79,14 @@ def test_joblib_structured_dtype_arrays() -> None:
     assert by_name["nodes"].dtype == f"V{nodes.dtype.itemsize}"
     assert by_name["nodes"].nbytes == nodes.nbytes
     assert info.parameters_by_dtype[f"V{nodes.dtype.itemsize}"] == nodes.size
+
+
+def test_dtype_state_without_a_byte_order(tmp_path: Path) -> None:
+    # a pickled numpy.dtype whose state holds None where the byte order goes: `None in '<>|='`
+    # was a TypeError out of inspect; found by fuzzing (issue 16)
+    data = pickle.dumps({"w": np.arange(4, dtype=np.float32)}, protocol=2)
+    assert data.count(b"X\x01\x00\x00\x00<") == 1  # the '<' of the dtype's state
+    path = tmp_path / "m.pkl"
+    path.write_bytes(data.replace(b"X\x01\x00\x00\x00<", b"N"))
+    with pytest.raises(FormatError, match="unknown dtype"):
+        inspect(path)

@@ -126,7 +126,9 @@ def _dtype_from_call(value: Any) -> str | None:
     if not isinstance(value, Call) or not value.args or not isinstance(value.args[0], str):
         return None
     order = value.state[1] if isinstance(value.state, tuple) and len(value.state) > 1 else "|"
-    return f"{order if order in '<>|=' else '|'}{value.args[0]}"
+    if not (isinstance(order, str) and len(order) == 1 and order in "<>|="):
+        order = "|"  # a hostile state may hold anything there (None made `in` a TypeError)
+    return f"{order}{value.args[0]}"
 
 
 def joblib_array_data(
