@@ -305,3 +305,29 @@ def test_readme_example_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = _embedded((tmp_path / out).read_text())
     assert data["inspect"]["path"] == args[1]
+
+
+def test_remote_input_through_the_hub(tmp_path: Path) -> None:
+    """hf:// (and so ms://, https://) works as for inspect: the page's documents equal the local ones."""
+    import shutil
+
+    from .hubserver import HubServer
+
+    root = tmp_path / "hub"
+    repo = root / "org" / "tiny"
+    repo.mkdir(parents=True)
+    shutil.copy(EXAMPLES / "tiny-llama.safetensors", repo / "model.safetensors")
+    (repo / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2}))
+    drop = ("HF_TOKEN", "MODELSCOPE_API_TOKEN", "TENSORFILE_HUB", "HF_HUB_CACHE")
+    with HubServer(root) as hub:
+        env = {k: v for k, v in os.environ.items() if k not in drop} | hub.env(cache_dir=tmp_path / "caches")
+        out = tmp_path / "remote.html"
+        proc = run_cli("view", "hf://org/tiny", "--html", str(out), env=env)
+        assert proc.returncode == 0, proc.stderr
+        remote = _embedded(out.read_text())
+        local = json.loads(run_cli("inspect", str(repo), "--json").stdout)
+    for key in ("format", "tensor_count", "parameter_count", "parameters_by_dtype", "tensor_types", "total_bytes"):
+        assert remote["inspect"][key] == local[key], key
+    assert [t["name"] for t in remote["inspect"]["tensors"]] == [t["name"] for t in local["tensors"]]
+    assert remote["scan"]["summary"]["files"] >= 1 and "error" not in remote["scan"]
+    assert remote["estimate"]["rows"][0]["report"]["per_gpu_bytes"] > 0
