@@ -133,11 +133,17 @@ def is_remote_path(path: object) -> bool:
 
 
 def resolve_input(raw: str | os.PathLike[str] | Any) -> Path | Any:
-    """What a user typed as a Path, or for `hf://`, `ms://` and `https://` inputs a remote path
-    (hub/remote.py) that reads its bytes by range requests. Path-like objects pass through."""
+    """What a user typed as a Path, or for `hf://`, `ms://`, `https://` and object-store inputs
+    (`s3://`, `gs://`, `az://`) a remote path (hub/remote.py, hub/objectstore.py) that reads its
+    bytes by range requests. Path-like objects pass through."""
     if isinstance(raw, str):
         from .hub.refs import is_remote
 
+        if "://" in raw and not is_remote(raw):
+            from .hub.objectstore import is_object_url, open_prefix
+
+            if is_object_url(raw):  # s3://, gs://, az://: read by ranges through fsspec
+                return open_prefix(raw)
         if is_remote(raw):
             from .hub.remote import open_remote_cached
 

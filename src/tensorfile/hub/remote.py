@@ -44,6 +44,21 @@ class RangeSource:
         self._chunks: OrderedDict[int, bytes] = OrderedDict()  # start -> bytes
         self._cached = 0
         self._lock = threading.Lock()
+        self.requests = 0  # fetches made for this file, and the bytes they returned
+        self.bytes_read = 0
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) from where the file lives: one HTTP Range request (object stores
+        override this; the chunk cache around it is the same)."""
+        data, _ = http.get_range(self.url, start, end, self._headers, self._token_hint)
+        return data
+
+    def _counted_fetch(self, start: int, end: int) -> bytes:
+        data = self._fetch(start, end)
+        with self._lock:
+            self.requests += 1
+            self.bytes_read += len(data)
+        return data
 
     def read_at(self, offset: int, length: int) -> bytes:
         if offset < 0 or length <= 0 or offset >= self.size:
@@ -59,21 +74,13 @@ class RangeSource:
             # fetch only what follows it, and keep the joined run as one chunk.
             tail_from = head_start + len(head)
             need = offset + length - tail_from
-            tail, _ = http.get_range(
-                self.url,
-                tail_from,
-                min(self.size, tail_from + max(need, MIN_FETCH)),
-                self._headers,
-                self._token_hint,
-            )
+            tail = self._counted_fetch(tail_from, min(self.size, tail_from + max(need, MIN_FETCH)))
             data = head + tail
             with self._lock:
                 self._store(head_start, data)
             return data[offset - head_start : offset - head_start + length]
         fetch = max(length, MIN_FETCH)
-        data, _ = http.get_range(
-            self.url, offset, min(self.size, offset + fetch), self._headers, self._token_hint
-        )
+        data = self._counted_fetch(offset, min(self.size, offset + fetch))
         with self._lock:
             self._store(offset, data)
         return data[:length]
@@ -155,16 +162,19 @@ class RemoteRepo:
         with self._lock:
             src = self._sources.get(rel)
             if src is None:
-                file = self.files[rel]
-                src = RangeSource(
-                    self.listing.url(rel),
-                    file.size,
-                    f"{self.label}/{rel}",
-                    self.listing.headers(),
-                    self.listing.token_hint,
-                )
+                src = self._new_source(rel)
                 self._sources[rel] = src
             return src
+
+    def _new_source(self, rel: str) -> RangeSource:
+        """The range reader of one listed file (an object store's repo overrides this)."""
+        return RangeSource(
+            self.listing.url(rel),
+            self.files[rel].size,
+            f"{self.label}/{rel}",
+            self.listing.headers(),
+            self.listing.token_hint,
+        )
 
     def children(self, rel: str) -> list[str]:
         prefix = f"{rel}/" if rel else ""

@@ -5,6 +5,9 @@ Workers are plain subprocesses (`python -m tensorfile.scan.pool`), as the GGUF e
 not multiprocessing: spawn and forkserver re-import the caller's `__main__`, and fork is unsafe
 in a process that runs threads. Each worker reads one JSON line per request (a path) and writes
 one JSON line per answer (that file's `FileResult`), after a first line saying it is ready.
+`run_pool` is the same machinery for any request: the worker runs a handler of ours named on its
+command line (`tensorfile.zoo.work:handle` for the many-files runs of scan, inspect and identify),
+and answers are yielded as they arrive.
 
 A worker that dies (killed, out of memory, crashed in a C extension) loses no file: the one it
 was scanning is tried once more on a fresh worker, and reported as an error if that one dies
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from .findings import FileResult, Finding
 
 DEPTH = 4  # requests in flight per worker: one being scanned, the next ones waiting in its pipe
 TRIES = 2  # a file whose worker dies this many times is reported as an error
+SCAN_HANDLER = "tensorfile.scan.pool:scan_request"
 
 
 def to_wire(result: FileResult) -> dict[str, Any]:
@@ -52,9 +57,10 @@ def _death(code: int | None) -> str:
 class _Worker:
     """One child process and the indices of the requests it has not answered yet (oldest first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, handler: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorfile.scan.pool"],
+            [sys.executable, "-m", "tensorfile.scan.pool"]
+            + ([] if handler == SCAN_HANDLER else ["--handler", handler]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C is the parent's, even while a worker is starting
@@ -66,12 +72,12 @@ class _Worker:
         self.ready = False
         self._buffer = b""
 
-    def send(self, requests: dict[int, str]) -> None:
-        """Queue files (index: path). To a worker that is gone, nothing: its end of file is read
-        next, and these requests go back to the queue with its others."""
+    def send(self, requests: dict[int, Any]) -> None:
+        """Queue requests (index: request). To a worker that is gone, nothing: its end of file is
+        read next, and these requests go back to the queue with its others."""
         self.pending.extend(requests)
         with contextlib.suppress(BrokenPipeError, OSError):
-            self.stdin.write(b"".join(json.dumps(path).encode() + b"\n" for path in requests.values()))
+            self.stdin.write(b"".join(json.dumps(req).encode() + b"\n" for req in requests.values()))
             self.stdin.flush()
 
     def read(self) -> list[dict[str, Any]] | None:
@@ -103,47 +109,80 @@ class _Worker:
 def scan_files(paths: list[Path], workers: int) -> list[FileResult]:
     """`scan_file` of each path on `workers` processes; the results in the order of `paths`."""
     results: list[FileResult | None] = [None] * len(paths)
-    todo = deque(range(len(paths)))
-    deaths = [0] * len(paths)
+
+    def lost(path: str, how: str) -> dict[str, Any]:
+        error = f"the process scanning it stopped ({how}), {TRIES} times"
+        return to_wire(FileResult(path, status="error", error=error))
+
+    for index, answer in run_pool((str(p) for p in paths), workers, SCAN_HANDLER, lost):
+        results[index] = from_wire(answer)
+    return [r for r in results if r is not None]
+
+
+def run_pool(
+    requests: Iterable[Any],
+    workers: int,
+    handler: str,
+    lost: Callable[[Any, str], dict[str, Any]],
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each request (a JSON value) answered by `handler` on `workers` processes: (index of the
+    request, its answer) as answers arrive. A request whose worker died `TRIES` times gets
+    `lost(request, how)` as its answer. Requests are taken from the iterable as workers have
+    room, so only those in flight are held."""
+    source = iter(requests)
+    held: dict[int, Any] = {}  # index -> request, for those not answered yet
+    todo: deque[int] = deque()  # indices taken (or given back by a dead worker), not yet sent
+    counter = [0]
+    deaths: dict[int, int] = {}
     failed_starts: list[str] = []
     pool: list[_Worker] = []
     selector = selectors.DefaultSelector()
 
+    def take(room: int) -> None:
+        while len(todo) < room:
+            request = next(source, _END)
+            if request is _END:
+                return
+            held[counter[0]] = request
+            todo.append(counter[0])
+            counter[0] += 1
+
     def start() -> None:
-        worker = _Worker()
+        worker = _Worker(handler)
         pool.append(worker)
         selector.register(worker.fd, selectors.EVENT_READ, worker)
 
     def feed(worker: _Worker) -> None:
+        take(DEPTH)
         room = min(DEPTH - len(worker.pending), len(todo))
         if room > 0:
-            worker.send({i: str(paths[i]) for i in (todo.popleft() for _ in range(room))})
+            worker.send({i: held[i] for i in (todo.popleft() for _ in range(room))})
 
-    def lost(worker: _Worker) -> None:
-        """A worker ended: blame the file it was scanning, requeue the others, replace it."""
+    def lost_worker(worker: _Worker) -> tuple[int, dict[str, Any]] | None:
+        """A worker ended: blame the request it was on, requeue the others, replace it."""
         selector.unregister(worker.fd)
         pool.remove(worker)
         how = worker.reap()
-        if not worker.ready:  # it never read a request: no file to blame
+        given_up = None
+        if not worker.ready:  # it never read a request: no request to blame
             failed_starts.append(how)
             if len(failed_starts) > TRIES:
                 raise TensorfileError(f"the scan's worker processes do not start ({how}); try --jobs 1")
         elif worker.pending:
             index = worker.pending[0]
-            deaths[index] += 1
+            deaths[index] = deaths.get(index, 0) + 1
             if deaths[index] >= TRIES:
                 worker.pending.popleft()
-                results[index] = FileResult(
-                    str(paths[index]),
-                    status="error",
-                    error=f"the process scanning it stopped ({how}), {TRIES} times",
-                )
+                given_up = (index, lost(held.pop(index), how))
         todo.extendleft(reversed(worker.pending))
+        take(1)
         if todo:
             start()
+        return given_up
 
     try:
-        for _ in range(min(workers, len(paths))):
+        take(workers)
+        for _ in range(min(workers, len(todo))):
             start()
         while todo or any(w.pending for w in pool):
             for worker in pool:
@@ -152,13 +191,18 @@ def scan_files(paths: list[Path], workers: int) -> list[FileResult]:
                 worker = key.data
                 answers = worker.read()
                 if answers is None:
-                    lost(worker)
+                    given_up = lost_worker(worker)
+                    if given_up is not None:
+                        yield given_up
                     continue
                 for answer in answers:
                     if not worker.ready:
                         worker.ready = bool(answer.get("ready"))
                         continue
-                    results[worker.pending.popleft()] = from_wire(answer)
+                    index = worker.pending.popleft()
+                    held.pop(index, None)
+                    deaths.pop(index, None)
+                    yield index, answer
     except BaseException:  # Ctrl-C or a bug: stop the workers now, not after their current file
         for worker in pool:
             worker.proc.kill()
@@ -167,22 +211,41 @@ def scan_files(paths: list[Path], workers: int) -> list[FileResult]:
         for worker in pool:
             worker.close()
         selector.close()
-    return [r for r in results if r is not None]
+
+
+_END = object()
+
+
+def scan_request(path: str) -> dict[str, Any]:
+    """The scan workers' handler: one path in, its FileResult out."""
+    from .scanner import scan_file
+
+    return to_wire(scan_file(Path(path)))
+
+
+def _handler(spec: str) -> Callable[[Any], dict[str, Any]]:
+    """`module:function` of this package (nothing else is ever run by a worker)."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if not module.startswith("tensorfile.") or not name:
+        raise SystemExit(f"not a tensorfile handler: {spec!r}")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 def main() -> int:
-    """The worker loop: a path per line on stdin, its result per line on stdout."""
+    """The worker loop: a request per line on stdin, its answer per line on stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops us
+    args = sys.argv[1:]
+    handle = _handler(args[1] if len(args) > 1 and args[0] == "--handler" else SCAN_HANDLER)
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
-    from .scanner import scan_file
 
     try:
         answers.write(b'{"ready": true}\n')
         answers.flush()
         for line in sys.stdin.buffer:
-            result = scan_file(Path(json.loads(line)))
-            answers.write(json.dumps(to_wire(result)).encode() + b"\n")
+            answers.write(json.dumps(handle(json.loads(line))).encode() + b"\n")
             answers.flush()
     except (BrokenPipeError, ConnectionError):  # the parent is gone: nobody to answer
         with contextlib.suppress(OSError):
