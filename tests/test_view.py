@@ -326,7 +326,8 @@ def test_remote_input_through_the_hub(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         remote = _embedded(out.read_text())
         local = json.loads(run_cli("inspect", str(repo), "--json").stdout)
-    for key in ("format", "tensor_count", "parameter_count", "parameters_by_dtype", "tensor_types", "total_bytes"):
+    keys = ("format", "tensor_count", "parameter_count", "parameters_by_dtype", "tensor_types", "total_bytes")
+    for key in keys:
         assert remote["inspect"][key] == local[key], key
     assert [t["name"] for t in remote["inspect"]["tensors"]] == [t["name"] for t in local["tensors"]]
     assert remote["scan"]["summary"]["files"] >= 1 and "error" not in remote["scan"]

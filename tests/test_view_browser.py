@@ -336,3 +336,29 @@ def test_diff_view_and_phone_width(new_page: Any, tmp_path: Path) -> None:
         page.click(f"#tab-{name}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
     assert tab.requests == [] and tab.errors == []
+
+
+def test_scan_findings_are_shown_with_evidence_and_advice(new_page: Any, tmp_path: Path) -> None:
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return (os.system, ("echo never run",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"w": Payload()}))  # written, never loaded
+    proc = run_cli("scan", str(path), "--json")
+    assert proc.returncode == 1, proc.stderr
+    finding = json.loads(proc.stdout)["files"][0]["findings"][0]
+    out = tmp_path / "evil.html"
+    out.write_text(export_html(build_documents(str(path))))
+    tab = new_page(offline=True)
+    page = tab.open(out.as_uri() + "#security")
+    assert page.text_content("#tf-scan-verdict").startswith("unsafe")
+    box = page.query_selector(f".finding[data-severity={finding['severity']}]")
+    assert box is not None
+    text = box.text_content()
+    assert finding["message"] in text and finding["evidence"] in text and finding["advice"] in text
+    page.click("#tab-summary")
+    assert page.text_content("#tf-verdict").startswith("unsafe")
+    assert tab.requests == [] and tab.errors == []

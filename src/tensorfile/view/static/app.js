@@ -751,9 +751,13 @@
     }
     const sev = doc.summary.findings_by_severity;
     const verdicts = doc.summary.verdicts;
+    const verdict = verdicts.unsafe ? "unsafe" : verdicts.error ? "error" : verdicts.incomplete ? "incomplete" : "clean";
+    const verdictBox = stat("Verdict", verdict, `fail on ${doc.summary.fail_on} and above`);
+    verdictBox.querySelector("dd").classList.add(verdict === "clean" ? "ok" : "bad");
+    verdictBox.querySelector("dd").id = "tf-scan-verdict";
     panel.append(
       h("dl", { class: "stats" },
-        stat("Verdict", verdicts.unsafe ? "unsafe" : verdicts.error ? "error" : verdicts.incomplete ? "incomplete" : "clean", `fail on ${doc.summary.fail_on} and above`),
+        verdictBox,
         ...Object.entries(sev).map(([k, v]) => stat(k, fmtInt(v), "findings"))),
     );
     for (const f of doc.files) {
