@@ -395,8 +395,8 @@
       h("div", { class: "stat" }, h("dt", { text: "Tensor types" }), h("dd", { class: "types", "data-count": "tensor_types", text: doc.tensor_types || "—" })),
       h("div", { class: "stat" }, h("dt", { text: "Scan" }), h("dd", { id: "tf-verdict", text: "…" }, h("small", { text: "checking" }))),
     );
-    if (state.docs.scan) showVerdict(state.docs.scan);
     panel.append(stats);
+    if (state.docs.scan) showVerdict(state.docs.scan); // the scan came before this tab was drawn
     const dtypes = Object.keys(doc.parameters_by_dtype);
     if (dtypes.length) {
       const box = card("Parameters and bytes per dtype");
