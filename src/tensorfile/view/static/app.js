@@ -169,7 +169,7 @@
     }
     layout() {
       this.columns = this.allColumns.filter((c) => !(c.opt && this.narrow.matches));
-      this.template = this.columns.map((c) => c.width || "minmax(80px, 1fr)").join(" ");
+      this.template = this.columns.map((c) => (this.narrow.matches && c.narrow) || c.width || "minmax(80px, 1fr)").join(" ");
       this.head.replaceChildren();
       this.head.style.gridTemplateColumns = this.template;
       for (const c of this.columns) {
@@ -501,10 +501,10 @@
   function tensorColumns(withFile) {
     const cols = [
       { key: "index", label: "#", num: true, width: "64px", get: (t) => t._i, text: (t) => String(t._i), opt: true },
-      { key: "name", label: "name", name: true, width: "minmax(220px, 4fr)", text: (t) => t.name },
-      { key: "dtype", label: "dtype", width: "minmax(64px, .7fr)", text: (t) => t.dtype },
-      { key: "shape", label: "shape", width: "minmax(110px, 1.3fr)", get: (t) => t.shape.length + ":" + t.shape.join(","), text: (t) => shapeText(t.shape) },
-      { key: "numel", label: "params", num: true, width: "minmax(90px, 1fr)", get: (t) => t.numel, text: (t) => fmtInt(t.numel) },
+      { key: "name", label: "name", name: true, width: "minmax(220px, 4fr)", narrow: "minmax(120px, 3fr)", text: (t) => t.name },
+      { key: "dtype", label: "dtype", width: "minmax(64px, .7fr)", narrow: "minmax(50px, .6fr)", text: (t) => t.dtype },
+      { key: "shape", label: "shape", width: "minmax(110px, 1.3fr)", narrow: "minmax(72px, 1fr)", get: (t) => t.shape.length + ":" + t.shape.join(","), text: (t) => shapeText(t.shape) },
+      { key: "numel", label: "params", num: true, width: "minmax(90px, 1fr)", narrow: "minmax(62px, .9fr)", get: (t) => t.numel, text: (t) => fmtInt(t.numel) },
       { key: "nbytes", label: "bytes", num: true, width: "minmax(80px, .9fr)", get: (t) => t.nbytes, text: (t) => fmtBytes(t.nbytes), opt: true },
       { key: "role", label: "role", width: "minmax(70px, .7fr)", text: (t) => t.role, opt: true },
     ];
@@ -853,11 +853,11 @@
     const arrow = (x, y) => (x === y ? String(x ?? "—") : `${x ?? "—"} → ${y ?? "—"}`);
     const table = new VTable(
       [
-        { key: "name", label: "name", name: true, width: "minmax(220px, 4fr)", text: (t) => t.name },
-        { key: "status", label: "status", width: "minmax(80px, .8fr)", text: (t) => t.status },
-        { key: "dtype", label: "dtype A → B", width: "minmax(100px, 1fr)", text: (t) => arrow(t.dtype_a, t.dtype_b) },
+        { key: "name", label: "name", name: true, width: "minmax(220px, 4fr)", narrow: "minmax(110px, 3fr)", text: (t) => t.name },
+        { key: "status", label: "status", width: "minmax(80px, .8fr)", narrow: "minmax(62px, .8fr)", text: (t) => t.status },
+        { key: "dtype", label: "dtype A → B", width: "minmax(100px, 1fr)", narrow: "minmax(70px, 1fr)", text: (t) => arrow(t.dtype_a, t.dtype_b) },
         { key: "shape", label: "shape A → B", width: "minmax(140px, 1.4fr)", opt: true, text: (t) => arrow(t.shape_a && shapeText(t.shape_a), t.shape_b && shapeText(t.shape_b)) },
-        { key: "max_abs", label: "max |a−b|", num: true, width: "minmax(90px, .8fr)", get: (t) => t.max_abs, text: (t) => (t.max_abs === null ? "—" : t.max_abs.toPrecision(3)) },
+        { key: "max_abs", label: "max |a−b|", num: true, width: "minmax(90px, .8fr)", narrow: "minmax(60px, .8fr)", get: (t) => t.max_abs, text: (t) => (t.max_abs === null ? "—" : t.max_abs.toPrecision(3)) },
         { key: "max_rel", label: "max rel", num: true, width: "minmax(80px, .8fr)", opt: true, get: (t) => t.max_rel, text: (t) => (t.max_rel === null ? "—" : t.max_rel.toPrecision(3)) },
         { key: "mismatched", label: "mismatched", num: true, width: "minmax(90px, .8fr)", opt: true, get: (t) => t.mismatched, text: (t) => fmtInt(t.mismatched) },
       ],
