@@ -81,14 +81,14 @@ OPENVINO_ELEMENT_TYPES = {
 def _literal_tensorinfo_dtypes() -> dict[str, set[str]]:
     """String literals passed as the dtype of TensorInfo(...) anywhere in the format readers."""
     found: dict[str, set[str]] = {}
-    for path in [*sorted(FORMATS.glob("*.py")), ROOT / "src" / "tensorfile" / "torchpickle.py"]:
+    for path in [*sorted(FORMATS.rglob("*.py")), ROOT / "src" / "tensorfile" / "torchpickle.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TensorInfo"):
                 continue
             args = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "dtype")]
             for arg in args:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    found.setdefault(arg.value, set()).add(path.name)
+                    found.setdefault(arg.value, set()).add(path.relative_to(ROOT).as_posix())
     return found
 
 
