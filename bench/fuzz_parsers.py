@@ -385,6 +385,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]} @ {_where(exc)}"
 
 
+_LZMA_DECODERS = [0]  # lzma decoders made so far in this worker
+
+
+def _count_lzma_decoders() -> None:
+    """Count the lzma decoders made: liblzma allocates the dictionary a stream's header declares
+    (up to the memlimit the caller gives), which tracemalloc sees while RSS does not."""
+    import lzma
+
+    made = lzma.LZMADecompressor
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        _LZMA_DECODERS[0] += 1
+        return made(*args, **kwargs)
+
+    lzma.LZMADecompressor = counted  # type: ignore[misc,assignment]
+
+
 def _install_capture() -> None:
     """Record the tracebacks that identify's fallback and scan's fail-closed catch would hide."""
     from tensorfile import identification
@@ -551,6 +568,7 @@ def run_entry(name: str, path: Path, size: int, time_limit: float = TIME_LIMIT) 
     exact_rss = _reset_peak_rss()
     rss0 = _status_kb("VmRSS") if exact_rss else _status_kb("VmHWM")
     traced = tracemalloc.is_tracing()
+    lzma_before = _LZMA_DECODERS[0]
     tracemalloc.reset_peak()
     py0 = tracemalloc.get_traced_memory()[0]
     outcome, detail, seconds = _call(name, path, time_limit * (TRACED_SLOWDOWN if traced else 1))
@@ -563,6 +581,8 @@ def run_entry(name: str, path: Path, size: int, time_limit: float = TIME_LIMIT) 
         finally:
             tracemalloc.start(1)
     if outcome in ("ok", "error", "swallowed") and max(py_peak, rss_peak) > MEMORY_LIMIT + size:
+        if rss_peak <= MEMORY_LIMIT + size and _LZMA_DECODERS[0] > lzma_before:
+            detail = f"{LZMA_DICTIONARY}; {detail}"
         outcome, detail = "memory", f"{max(py_peak, rss_peak) >> 20} MB for a {size}-byte case; {detail}"
     return {
         "outcome": outcome,
@@ -588,6 +608,7 @@ def worker_setup(address_space: int = 6 << 30, trace: bool = True) -> None:
     if trace:
         tracemalloc.start(1)
     _install_capture()
+    _count_lzma_decoders()
 
 
 def worker_main(trace: bool) -> None:
@@ -743,20 +764,24 @@ FAILURES = ("traceback", "swallowed", "hang", "memory", "crash")
 # Failures in files this fuzzing session does not own, reported to their owners (with
 # reproducers) and left open: (entry, text in the failure's detail) -> what is wrong. They are
 # counted as "known", not as failures, so that they do not hide new ones.
-KNOWN_OPEN: dict[tuple[str, str], str] = {}
+LZMA_DICTIONARY = "traced only, with an lzma decoder"
+_LZMA_NOTE = (
+    "an xz/lzma stream (or bytes sniffed as one) gets the dictionary its header declares, up to "
+    "LZMA_MEMLIMIT (320 MB, scan/archive_context.py): liblzma allocates it, tracemalloc counts "
+    "it, but only what is decoded is touched (peak RSS stays under the limit); a real xz -9 stream "
+    "needs 64 MB, so a lower cap would refuse genuine files"
+)
+KNOWN_OPEN: dict[tuple[str, str], str] = {(entry, LZMA_DICTIONARY): _LZMA_NOTE for entry in ENTRIES}
 
 
 # Cases known to fail for a reason outside these files: (case id prefix, entry) -> what is wrong.
 _NOP_PICKLE = (
-    "the pickle reader (picklevm) runs ~1.5-2.5 MB/s of NONE/POP opcodes and compressed data may "
-    "expand 1000x (up to the 16 GB cap): a 16 KB .pkl.gz or torch zip holding 16 MB of them takes "
-    "7-11 s to scan and 6.5 s to identify (the zip's data.pkl) — an opcode budget would bound it"
+    "the pickle reader (picklevm) reads about 1 M opcodes/s and compressed data may expand 1000x: "
+    "a 16 KB .pkl.gz or torch zip holding 16.7 M NONE/POP opcodes takes 18-22 s to inspect or scan "
+    "and 9 s to identify (the zip's data.pkl), untraced; only the 50 M-opcode budget "
+    "(picklevm.MAX_OPCODES, ~60 s) bounds it"
 )
-KNOWN_CASES = {
-    ("s:nop-pickle-", "scan"): _NOP_PICKLE,
-    ("s:nop-pickle-", "inspect"): _NOP_PICKLE,
-    ("s:nop-pickle-", "identify"): _NOP_PICKLE,
-}
+KNOWN_CASES = {("s:nop-pickle-", entry): _NOP_PICKLE for entry in (*ENTRIES, "worker")}
 
 
 def known_open(entry: str, answer: dict[str, Any], case_id: str = "") -> str | None:
@@ -785,6 +810,8 @@ class Tally:
     slowest: dict[str, tuple[float, str]] = field(default_factory=dict)
     largest: dict[str, tuple[float, str]] = field(default_factory=dict)
     cli_cases: int = 0
+    # (family, entry) -> calls, each outcome's count, seconds (summed), peak RSS and traced MB (max)
+    grid: dict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, case: Case, answers: dict[str, dict[str, Any]], size: int) -> None:
@@ -816,6 +843,12 @@ class Tally:
                 mb = max(answer.get("py_mb", 0.0), answer.get("rss_mb", 0.0))
                 if mb > self.largest.get(entry, (0.0, ""))[0]:
                     self.largest[entry] = (mb, case.id)
+                cell = self.grid[case.family, "cli" if entry.startswith("cli") else entry]
+                cell["calls"] += 1
+                cell[answer["outcome"]] += 1
+                cell["seconds"] += seconds  # type: ignore[assignment]
+                cell["rss_mb"] = max(cell["rss_mb"], answer.get("rss_mb", 0.0))  # type: ignore[type-var]
+                cell["py_mb"] = max(cell["py_mb"], answer.get("py_mb", 0.0))  # type: ignore[type-var]
 
     @property
     def total(self) -> int:
@@ -911,6 +944,14 @@ def summary(tally: Tally, seconds: float) -> dict[str, Any]:
         "slowest": {k: {"seconds": v[0], "case": v[1]} for k, v in tally.slowest.items()},
         "largest_mb": {k: {"mb": v[0], "case": v[1]} for k, v in tally.largest.items()},
         "known_open": dict(Counter(k["note"] for k in tally.known)),
+        "per_family_entry": {
+            family: {
+                entry: {k: round(v, 2) if isinstance(v, float) else v for k, v in sorted(cell.items())}
+                for (f, entry), cell in sorted(tally.grid.items())
+                if f == family
+            }
+            for family in sorted({f for f, _ in tally.grid})
+        },
         "failures": {
             sig: {"count": len(items), "examples": items[:3]}
             for sig, items in sorted(tally.signatures().items())
@@ -936,6 +977,45 @@ def print_summary(doc: dict[str, Any]) -> None:
         first = group["examples"][0]
         print(f"FAIL x{group['count']}: {sig}")
         print(f"    {first['case']} [{first['family']}/{first['kind']}] {first['detail'][:400]}")
+
+
+def run_context() -> dict[str, str]:
+    """The machine line and versions a run is recorded with."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import tensorfile
+    from bench_identify import machine_line
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return {
+        "machine": machine_line(),
+        "versions": f"tensorfile {tensorfile.__version__} ({commit.stdout.strip()})",
+    }
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The tables for docs/BENCHMARKS.md: per entry point, then per family (seed format)."""
+    grid: dict[str, dict[str, dict[str, Any]]] = doc["per_family_entry"]
+    head = "tracebacks | hangs | over memory | known open | max RSS | seconds |"
+
+    def tail(cells: list[dict[str, Any]]) -> tuple[Counter[str], str]:
+        total = Counter[str]()
+        for c in cells:
+            total.update({k: v for k, v in c.items() if k not in ("rss_mb", "py_mb")})
+        rss = max(c.get("rss_mb", 0) for c in cells)
+        failed = total["traceback"] + total["swallowed"] + total["crash"]
+        counts = (failed, total["hang"], total["memory"], total["known"])
+        return total, " | ".join(map(str, counts)) + f" | {rss:.1f} MB | {total['seconds']:.0f} |"
+
+    rows = [f"| entry point | calls | ok | clean error | {head}", "|---|" + "---:|" * 9]
+    entries = sorted({e for cells in grid.values() for e in cells}, key=lambda e: (e not in RUNNERS, e))
+    for entry in entries:
+        total, rest = tail([c[entry] for c in grid.values() if entry in c])
+        rows.append(f"| {entry} | {total['calls']} | {total['ok']} | {total['error']} | {rest}")
+    rows += ["", f"| family (seed format) | cases | {head}", "|---|" + "---:|" * 7]
+    for family, cells in grid.items():
+        _, rest = tail(list(cells.values()))
+        rows.append(f"| {family} | {doc['cases_per_family'].get(family, 0)} | {rest}")
+    return "\n".join(rows)
 
 
 def replay(case: Case, time_limit: float) -> None:
@@ -971,11 +1051,15 @@ def main() -> None:
     parser.add_argument("--security", action="store_true", help="also seed with ../shared/corpus/security")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT)
     parser.add_argument("--replay", default=None, metavar="CASE_ID")
+    parser.add_argument("--table", type=Path, default=None, help="print the tables of a results file")
     parser.add_argument("--keep", type=Path, default=None, help="copy failing cases into this folder")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz_parsers.json")
     args = parser.parse_args()
     if args.worker:
         worker_main(not args.no_trace)
+        return
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
         return
     start = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="fuzz-seeds-"))
@@ -1019,6 +1103,7 @@ def main() -> None:
     doc = summary(tally, time.monotonic() - start)
     doc["settings"] = {k: str(v) for k, v in vars(args).items() if k not in ("worker", "out", "replay")}
     doc["seeds"] = len(seeds)
+    doc.update(run_context())
     print_summary(doc)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
