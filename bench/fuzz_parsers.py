@@ -995,7 +995,7 @@ def run_context() -> dict[str, str]:
 def markdown(doc: dict[str, Any]) -> str:
     """The tables for docs/BENCHMARKS.md: per entry point, then per family (seed format)."""
     grid: dict[str, dict[str, dict[str, Any]]] = doc["per_family_entry"]
-    head = "tracebacks | hangs | over memory | known open | max RSS | seconds |"
+    head = "tracebacks | hangs | over memory | known open | max RSS added | seconds |"
 
     def tail(cells: list[dict[str, Any]]) -> tuple[Counter[str], str]:
         total = Counter[str]()

@@ -115,7 +115,7 @@ def test_fuzz_group(group: str, made: Callable[[str], Path], tmp_path: Path) -> 
         baseline_cases(seeds),
         sweep_cases(seeds, 1 if group == "hf" else CUTS),
         itertools.islice(
-            random_cases(seeds, MASTER_SEED), RANDOM_CASES // 2 if group == "hf" else RANDOM_CASES
+            random_cases(seeds, MASTER_SEED), RANDOM_CASES // 4 if group == "hf" else RANDOM_CASES
         ),
     )
     tally = run_campaign(cases, jobs=1, workdir=tmp_path, trace=False)
