@@ -38,6 +38,31 @@
       el.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
   }
+  let charWidth = 0;
+  /** The width of one character of the table's monospace names (as .vt-cell.name sets them). */
+  function monoCharWidth() {
+    if (!charWidth) {
+      const ctx = document.createElement("canvas").getContext("2d");
+      ctx.font = '12.5px ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace';
+      charWidth = ctx.measureText("0123456789abcdefghij").width / 20 || 7.6;
+    }
+    return charWidth;
+  }
+  /** The name cut in the middle to `n` characters, so both the block number and the leaf stay. */
+  function elide(name, n) {
+    if (name.length <= n) return name;
+    // best: up to the block number, and the last two parts (model.layers.0…q_proj.weight)
+    const parts = name.split(".");
+    const block = parts.findIndex((p) => /^\d+$/.test(p));
+    if (block >= 0 && parts.length - block > 2) {
+      const head = parts.slice(0, block + 1).join(".");
+      const short = head + "…" + parts.slice(-2).join(".");
+      if (short.length <= n) return short;
+      if (head.length + 8 <= n) return head + "…" + name.slice(name.length - (n - head.length - 1));
+    }
+    const head = Math.ceil((n - 1) * 0.45);
+    return name.slice(0, head) + "…" + name.slice(name.length - (n - 1 - head));
+  }
   const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
   function fmtShort(n) {
     if (n === null || n === undefined) return "—";
@@ -164,11 +189,18 @@
       this.narrow.addEventListener("change", () => this.layout());
       this.el.addEventListener("scroll", () => this.schedule(), { passive: true });
       this.el.addEventListener("click", (e) => this.onClick(e));
-      new ResizeObserver(() => this.schedule()).observe(this.el);
+      new ResizeObserver(() => {
+        this.measured = false;
+        this.schedule();
+      }).observe(this.el);
       this.layout();
     }
     layout() {
-      this.columns = this.allColumns.filter((c) => !(c.opt && this.narrow.matches));
+      const narrow = this.narrow.matches;
+      // on a phone: optional columns go, and some columns print shorter (4096×4096, 16.8 M)
+      this.columns = this.allColumns
+        .filter((c) => !(c.opt && narrow))
+        .map((c) => (narrow && c.narrowText ? Object.assign({}, c, { text: c.narrowText }) : c));
       this.template = this.columns.map((c) => (this.narrow.matches && c.narrow) || c.width || "minmax(80px, 1fr)").join(" ");
       this.head.replaceChildren();
       this.head.style.gridTemplateColumns = this.template;
@@ -180,6 +212,7 @@
       }
       for (const r of this.pool) r.remove();
       this.pool = [];
+      this.measured = false;
       this.render(true);
     }
     setRows(rows) {
@@ -221,6 +254,14 @@
       });
     }
     render(force) {
+      if (!this.measured && this.el.clientWidth) {
+        // on a phone a long name keeps its start and its end (model.layers.0…q_proj.weight)
+        const nameHead = this.head.querySelector("[data-key=name]");
+        const narrow = this.narrow.matches && nameHead;
+        this.nameChars = narrow ? Math.max(8, Math.floor((nameHead.clientWidth - 34) / monoCharWidth())) : 0;
+        this.measured = true;
+        force = true;
+      }
       const top = Math.max(0, this.el.scrollTop - 34);
       const height = this.el.clientHeight || 600;
       const first = Math.max(0, Math.floor(top / this.rowH) - 6);
@@ -261,7 +302,8 @@
           const cell = row.children[c];
           const text = col.text(data);
           const target = col.name ? cell.lastChild : cell;
-          if (target.textContent !== text) target.textContent = text;
+          const shown = col.name && this.nameChars ? elide(text, this.nameChars) : text;
+          if (target.textContent !== shown) target.textContent = shown;
           if (col.name || col.title) cell.title = text;
         }
       }
@@ -501,10 +543,10 @@
   function tensorColumns(withFile) {
     const cols = [
       { key: "index", label: "#", num: true, width: "64px", get: (t) => t._i, text: (t) => String(t._i), opt: true },
-      { key: "name", label: "name", name: true, width: "minmax(220px, 4fr)", narrow: "minmax(120px, 3fr)", text: (t) => t.name },
-      { key: "dtype", label: "dtype", width: "minmax(64px, .7fr)", narrow: "minmax(50px, .6fr)", text: (t) => t.dtype },
-      { key: "shape", label: "shape", width: "minmax(110px, 1.3fr)", narrow: "minmax(72px, 1fr)", get: (t) => t.shape.length + ":" + t.shape.join(","), text: (t) => shapeText(t.shape) },
-      { key: "numel", label: "params", num: true, width: "minmax(90px, 1fr)", narrow: "minmax(62px, .9fr)", get: (t) => t.numel, text: (t) => fmtInt(t.numel) },
+      { key: "name", label: "name", name: true, width: "minmax(220px, 4fr)", narrow: "minmax(0, 1fr)", text: (t) => t.name },
+      { key: "dtype", label: "dtype", width: "minmax(64px, .7fr)", narrow: "48px", text: (t) => t.dtype },
+      { key: "shape", label: "shape", opt: true, width: "minmax(110px, 1.3fr)", get: (t) => t.shape.length + ":" + t.shape.join(","), text: (t) => shapeText(t.shape) },
+      { key: "numel", label: "params", num: true, width: "minmax(90px, 1fr)", narrow: "74px", get: (t) => t.numel, text: (t) => fmtInt(t.numel), narrowText: (t) => fmtShort(t.numel) },
       { key: "nbytes", label: "bytes", num: true, width: "minmax(80px, .9fr)", get: (t) => t.nbytes, text: (t) => fmtBytes(t.nbytes), opt: true },
       { key: "role", label: "role", width: "minmax(70px, .7fr)", text: (t) => t.role, opt: true },
     ];
