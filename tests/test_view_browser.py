@@ -282,6 +282,9 @@ REAL_FILES = [
     HEAVY / "dense.tflite",
     HEAVY / "openvino_dense_fp16",
     HEAVY / "coreml_dense.mlmodel",
+    HEAVY / "flax_trainstate.msgpack",
+    ROOT / "tests" / "fixtures" / "hf" / "gptq_gptqmodel",
+    ROOT / "tests" / "fixtures" / "hf" / "diffusers_sd_pipeline",
 ]
 TABS = ("summary", "tensors", "layers", "memory", "security", "metadata")
 

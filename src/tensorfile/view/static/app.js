@@ -475,7 +475,7 @@
       const rows = [];
       for (const [k, v] of Object.entries(q)) {
         if (k === "types" || k === "logical_parameter_count") continue;
-        rows.push([k, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)]);
+        rows.push([k, v !== null && typeof v === "object" ? valueView(k, v) : String(v)]);
       }
       rows.push(["stored parameters", fmtInt(doc.parameter_count)]);
       if (q.logical_parameter_count !== undefined) rows.push(["logical parameters", fmtInt(q.logical_parameter_count)]);
@@ -829,6 +829,10 @@
     }
     if (typeof v === "string") return v.length > 160 || v.includes("\n") ? h("pre", { text: v }) : h("code", { text: v });
     if (Array.isArray(v)) {
+      if (v.length > 8 && v.every((x) => x === null || typeof x !== "object")) {
+        const head = v.slice(0, 6).map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join(", ");
+        return h("span", { title: v.join("\n") }, h("span", { class: "badge", text: `${fmtInt(v.length)} items` }), " ", h("code", { text: head + ", …" }));
+      }
       if (v.every((x) => x === null || typeof x !== "object")) return h("code", { text: JSON.stringify(v) });
       return h("pre", { text: JSON.stringify(v, null, 2) });
     }
