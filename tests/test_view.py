@@ -291,6 +291,9 @@ def test_ctrl_c_stops_the_server_cleanly() -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped" in err
+    # the same --port again at once (its old connection in TIME_WAIT) is free to use
+    again = ViewServer({"about": {}}, int(url.group(1)))
+    again.server_close()
 
 
 def test_readme_example_runs(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ that re-points its own host name at 127.0.0.1 (DNS rebinding) gets 403 instead o
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 from dataclasses import dataclass
@@ -93,7 +94,9 @@ class ViewServer(ThreadingHTTPServer):
     """Serves one model's page on 127.0.0.1; `url` is the address to open (token included)."""
 
     daemon_threads = True
-    allow_reuse_address = False  # never bind a port another process is listening on
+    # --port N again right after Ctrl-C (a socket in TIME_WAIT) works; a port something listens on
+    # still fails on POSIX. On Windows SO_REUSEADDR would let two servers share a port: not there.
+    allow_reuse_address = os.name != "nt"
 
     def __init__(self, documents: dict[str, dict[str, Any]], port: int = 0) -> None:
         super().__init__((HOST, port), _Handler)
