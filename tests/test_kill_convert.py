@@ -27,7 +27,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from tensorfile import atomic
-from tensorfile.atomic import NO_TMPFILE_ENV, atomic_folder, atomic_output, clear_stale_parts
+from tensorfile.atomic import NO_EXCHANGE_ENV, NO_TMPFILE_ENV, atomic_folder, atomic_output, clear_stale_parts
 from tests.gguf_models import TOKENIZERS, _weights, llama_config, tokenizer_size
 from tests.kill_points import (
     KillPoint,
@@ -103,8 +103,10 @@ def convert_cmd(src: Path, dst: Path, args: list[str]) -> list[str]:
 
 
 def child_env(named: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != NO_TMPFILE_ENV}
-    return {**env, NO_TMPFILE_ENV: "1"} if named else env
+    """The environment of a run with (named) or without the fallbacks: named parts instead of
+    O_TMPFILE, and a folder replaced by two renames instead of renameat2's exchange."""
+    env = {k: v for k, v in os.environ.items() if k not in (NO_TMPFILE_ENV, NO_EXCHANGE_ENV)}
+    return {**env, NO_TMPFILE_ENV: "1", NO_EXCHANGE_ENV: "1"} if named else env
 
 
 def output_watch(folder: Path) -> Callable[[int], int]:
@@ -167,7 +169,8 @@ def test_kill_convert_at_random_points(case: str, inputs: dict[str, Path], tmp_p
         ("file", False, "replace", 1, 1),  # O_TMPFILE linked to its part name, not yet renamed
         ("file", False, "fsync", 1, 0),  # O_TMPFILE complete, not yet named
         ("file", True, "replace", 1, 1),  # named part complete, not yet renamed
-        ("folder", False, "replace", 2, 2),  # --force: the old folder moved aside, the new one not in
+        ("folder", True, "replace", 2, 2),  # --force without exchange: the old folder moved aside only
+        ("folder", False, "unlink", 1, 1),  # --force: folders swapped, the old one being removed
         ("folder", False, "fsync", 2, 1),  # a shard written, the folder not complete
     ],
 )

@@ -21,14 +21,17 @@ On an error (or Ctrl-C) the part is removed at once and nothing appears under th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import os
 import re
 import secrets
 import shutil
 import stat
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,6 +43,7 @@ except ImportError:  # not on a POSIX system: parts cannot be told apart, so non
     fcntl = None  # type: ignore[assignment]
 
 NO_TMPFILE_ENV = "TENSORFILE_NO_O_TMPFILE"
+NO_EXCHANGE_ENV = "TENSORFILE_NO_RENAME_EXCHANGE"  # replace a folder by the two renames (for tests)
 _PART = re.compile(r"\.(?P<name>.+)\.tf-(?P<pid>\d+)-[0-9a-f]+\.part")
 # What tensorfile wrote before parts had owners (tempfile's mkstemp / mkdtemp names); removed only
 # beside an output of the same name, and only once nothing has written to them for an hour.
@@ -100,8 +104,11 @@ def _place(fd: int, dir_fd: int, part: Path | None, target: Path) -> None:
 def atomic_folder(path: str | os.PathLike[str], replace: bool = False) -> Iterator[Path]:
     """A new folder to fill; it becomes `path` when the block ends without error.
 
-    With `replace`, an existing `path` is moved aside under a part name, the new folder renamed in,
-    the old one removed; killed between the two renames, the next run removes the old one.
+    With `replace`, an existing `path` is swapped with the new folder in one step (renameat2's
+    RENAME_EXCHANGE, Linux 3.15+): `path` is never absent, and the old tree, now under the part
+    name, is removed after (killed before that, the next run removes it). Where the swap is not
+    available (another platform, an old kernel or libc, a filesystem without it), the old `path` is
+    moved aside first and the new folder renamed in: a moment without `path` in between.
     """
     target = Path(path)
     folder = _folder_of(target)
@@ -114,14 +121,18 @@ def atomic_folder(path: str | os.PathLike[str], replace: bool = False) -> Iterat
         if target.exists() or target.is_symlink():
             if not replace and not is_empty_folder(target):
                 raise UsageError(f"{target} appeared while converting; nothing was replaced")
-            old = _part_path(folder, target.name)
-            os.replace(target, old)
-        try:
-            os.replace(temp, target)
-        except BaseException:
-            if old is not None:
-                os.replace(old, target)
-            raise
+            if exchange(temp, target):
+                old = temp  # the part name now holds the old tree (unlocked: a stale part if killed)
+            else:
+                old = _part_path(folder, target.name)
+                os.replace(target, old)
+        if old is not temp:
+            try:
+                os.replace(temp, target)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, target)
+                raise
         _fsync_path(folder)
         if old is not None:
             _remove(old)
@@ -130,6 +141,41 @@ def atomic_folder(path: str | os.PathLike[str], replace: bool = False) -> Iterat
         raise
     finally:
         os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+# errno values with which renameat2 says it cannot swap here (no such call, flag or support in this
+# kernel or filesystem; EPERM from a seccomp filter that does not know the call): the two renames do it.
+_NO_EXCHANGE = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """libc's renameat2 (glibc 2.28+, musl 1.2.3+), or None where there is none."""
+    if sys.platform != "linux":
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    func.restype = ctypes.c_int
+    return func  # type: ignore[no-any-return]
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap the two names in one atomic step (both must exist): True when done, False where this
+    platform or filesystem cannot (nothing changed then); other failures raise OSError."""
+    func = _renameat2()
+    if func is None or os.environ.get(NO_EXCHANGE_ENV):
+        return False
+    if func(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), str(second))
 
 
 def clear_stale_parts(folder: str | os.PathLike[str], name: str | None = None) -> int:

@@ -3,7 +3,8 @@
 Nothing appears under the destination name until everything is written and fsynced: a single
 file goes through `atomic_output` (an unnamed O_TMPFILE inode where it can), a folder through
 `atomic_folder`, built under a locked part name beside it and renamed into place at the end (with
---force, the old one is moved aside first and removed after). Parts that killed runs left in the
+--force, swapped with the old one in one renameat2 exchange where Linux allows, the old one removed
+after). Parts that killed runs left in the
 destination folder are removed before the free space is checked.
 """
 
