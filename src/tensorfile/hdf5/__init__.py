@@ -14,7 +14,8 @@ continuations, old-style groups (symbol table, v1 B-tree, local heap), new-style
 groups (link messages; fractal heap + v2 B-tree), compact and dense attributes, committed
 datatypes, the datatype classes h5py writes (integers, IEEE floats, strings fixed and variable,
 opaque, compound, enum, array, references), global-heap strings, contiguous/compact/chunked layouts.
-Not read: huge fractal-heap objects and shared-message tables (a FormatError says so), chunk data.
+shared object header messages (SOHM: the superblock extension's table, messages in its heaps),
+fractal heaps with a filter pipeline (deflate, shuffle, fletcher32). Not read: chunk data.
 Checksums of v2 structures are not verified (the structures are parsed either way).
 
 The surface mirrors the part of h5py the format handlers use: `File(source)` is the root `Group`;

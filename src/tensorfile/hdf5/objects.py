@@ -39,9 +39,9 @@ class AttributeManager:
     def __init__(self, h5: Reader, messages: list[tuple[int, int, bytes]]) -> None:
         self._h5 = h5
         self._raw: dict[str, bytes] = {}
-        for kind, _flags, body in messages:
+        for kind, flags, body in messages:
             if kind == ATTRIBUTE:
-                self._add(body)
+                self._add(h5.shared(body, ATTRIBUTE) if flags & SHARED_FLAG else body)
             elif kind == ATTRIBUTE_INFO:
                 self._dense(body)
 
@@ -67,9 +67,11 @@ class AttributeManager:
             return
         heap = self._h5.fractal_heap(heap_addr)
         for record in self._h5.btree2_records(names):  # type-8 records: heap ID (8), message flags, …
-            if len(record) < 9 or record[8] & SHARED_FLAG:
-                raise FormatError("HDF5 shared or malformed dense attributes are not read", self._h5.name)
-            self._add(heap.object(record[:8]))
+            if len(record) < 9:
+                raise FormatError("HDF5 dense attribute record is malformed", self._h5.name)
+            # type-8 records: heap ID (8), message flags; a shared attribute's heap object is its pointer
+            stored = heap.object(record[:8])
+            self._add(self._h5.shared(stored, ATTRIBUTE) if record[8] & SHARED_FLAG else stored)
 
     def __contains__(self, name: object) -> bool:
         return name in self._raw
@@ -102,10 +104,8 @@ class AttributeManager:
         cur.skip(pad(name_size))
         type_body = cur.take(pad(type_size))
         space_body = cur.take(pad(space_size))
-        if flags & 2:
-            raise FormatError("HDF5 shared dataspaces are not read", h5.name)
         dtype = h5.message_type(SHARED_FLAG if flags & 1 else 0, type_body)
-        shape = h5.dataspace(space_body)
+        shape = h5.dataspace(h5.shared(space_body, DATASPACE) if flags & 2 else space_body)
         return _values(h5, dtype, shape, body[cur.pos :])
 
 

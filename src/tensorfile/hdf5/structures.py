@@ -8,6 +8,7 @@ spends from a budget, so no structure a hostile file declares can allocate or lo
 from __future__ import annotations
 
 import io
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -29,6 +30,9 @@ SOFT_LINK_HOPS = 16  # libhdf5's default H5L_NUM_LINKS
 DATASPACE, LINK_INFO, DATATYPE, LINK, EXTERNAL, LAYOUT = 0x1, 0x2, 0x3, 0x6, 0x7, 0x8
 ATTRIBUTE, CONTINUATION, SYMBOL_TABLE, ATTRIBUTE_INFO = 0xC, 0x10, 0x11, 0x15
 SHARED_FLAG = 0x02
+SHARED_TABLE = 0xF  # superblock extension: the shared object header message table
+# message type -> its bit in a shared-message index's type flags
+_SOHM_TYPE_BITS = {0x1: 0x1, 0x3: 0x2, 0x5: 0x4, 0xB: 0x8, 0xC: 0x10}
 
 
 def find_superblock(source: ByteSource, first: int = 0, max_reads: int | None = None) -> int | None:
@@ -154,11 +158,16 @@ class Reader:
             self.so, self.sl = head[9], head[10]
             self._check_sizes()
             body = Cursor(self._raw(start + 12, 4 * self.so, "superblock"), self, "superblock")
-            body.skip(3 * self.so)  # base, superblock extension, end of file addresses
+            body.skip(self.so)  # base address
+            self.extension = body.addr()  # an object header: shared-message table, …
+            body.skip(self.so)  # end of file address
             self.root = body.addr()
         else:
             raise FormatError(f"HDF5 superblock version {version} is not supported", name)
         self.undef = (1 << (8 * self.so)) - 1
+        if version in (0, 1):
+            self.extension = self.undef
+        self._sohm: list[tuple[int, int]] | None = None  # (message type flags, fractal heap address)
         self._headers: OrderedDict[int, list[tuple[int, int, bytes]]] = OrderedDict()
         self._global: OrderedDict[int, tuple[bytes, dict[int, tuple[int, int]]]] = OrderedDict()
         self._heaps: dict[int, _FractalHeap] = {}
@@ -279,13 +288,44 @@ class Reader:
             cur.skip(6)
         elif version not in (2, 3):
             raise FormatError(f"HDF5 shared message version {version}", self.name)
-        if version == 3 and where == 1:
-            raise FormatError("HDF5 shared-message heaps are not read", self.name)
+        if version == 3 and where == 1:  # in the file's shared-message heap, by its heap ID
+            return self._sohm_message(cur.take(8), kind)
         target = cur.addr()
         for k, flags, inner in self.messages(target):
             if k == kind:
                 return self.shared(inner, kind) if flags & SHARED_FLAG else inner
         raise FormatError(f"HDF5 shared message at {target} holds no message of type {kind}", self.name)
+
+    def _sohm_message(self, heap_id: bytes, kind: int) -> bytes:
+        """A message kept in the shared object header message heap of the index for its type."""
+        bit = _SOHM_TYPE_BITS.get(kind, 0)
+        for flags, heap in self._sohm_indexes():
+            if flags & bit:
+                return self.fractal_heap(heap).object(heap_id)
+        raise FormatError(f"HDF5 shared message of type {kind} has no shared-message index", self.name)
+
+    def _sohm_indexes(self) -> list[tuple[int, int]]:
+        """The shared-message table the superblock extension names: (type flags, heap) per index."""
+        if self._sohm is not None:
+            return self._sohm
+        self._sohm = []
+        if self.extension == self.undef:
+            raise FormatError("HDF5 shared message in a file without a shared-message table", self.name)
+        for kind, _flags, body in self.messages(self.extension):
+            if kind != SHARED_TABLE:
+                continue
+            info = Cursor(body, self, "shared message table message")
+            info.skip(1)  # version
+            table, count = info.addr(), info.u8()
+            per = 1 + 1 + 2 + 4 + 2 + 2 + 2 + 2 * self.so
+            cur = self.cursor(table, 4 + count * per, "shared message table")
+            cur.signature(b"SMTB")
+            for _ in range(count):
+                cur.skip(2)  # version, index type (list or v2 B-tree: the heap ID finds it either way)
+                flags = cur.u16()
+                cur.skip(4 + 2 + 2 + 2 + self.so)  # minimum size, cutoffs, count, index address
+                self._sohm.append((flags, cur.addr()))
+        return self._sohm
 
     # --- datatypes and dataspaces ---
 
@@ -527,14 +567,18 @@ class _FractalHeap:
         cur.signature(b"FRHP")
         cur.skip(1)
         self.id_length, filters, self.flags = cur.u16(), cur.u16(), cur.u8()
+        self.filters: list[int] = []  # filter ids of the pipeline, in the order they were applied
         max_managed = cur.u32()
         cur.skip(sl)  # next huge object ID
         self.huge_tree = cur.addr()
         cur.skip(sl + so + sl + sl + sl + sl + sl + sl + sl + sl)  # free space, counts and sizes
         self.width, self.start_size, self.max_direct = cur.u16(), cur.length(), cur.length()
         self.max_heap_bits, _start_rows, self.root, self.rows = cur.u16(), cur.u16(), cur.addr(), cur.u16()
+        self.root_filtered = (0, 0)  # a filtered root direct block: its stored size and filter mask
         if filters:
-            raise FormatError("HDF5 filtered fractal heaps are not read", h5.name)
+            extra = h5.cursor(addr + cur.pos, sl + 4 + filters, "fractal heap filters")
+            self.root_filtered = (extra.length(), extra.u32())
+            self.filters = _pipeline(Cursor(extra.take(filters), h5, "fractal heap filter pipeline"))
         if (
             not (self.width and _is_pow2(self.start_size) and _is_pow2(self.max_direct))
             or self.max_heap_bits > 64
@@ -562,8 +606,27 @@ class _FractalHeap:
         if kind != 0:
             raise FormatError("HDF5 fractal heap ID of an unknown type", self.h5.name)
         offset, length = cur.uint(self.off_size), cur.uint(self.len_size)
-        block, block_offset = self._direct_block(offset)
-        return self.h5.read(block + offset - block_offset, length, "fractal heap object")
+        block, block_offset, stored, size = self._direct_block(offset)
+        if not self.filters:
+            return self.h5.read(block + offset - block_offset, length, "fractal heap object")
+        data = self._unfiltered(block, stored, size)
+        start = offset - block_offset
+        if start + length > len(data):
+            raise FormatError("HDF5 fractal heap object runs past its direct block", self.h5.name)
+        return data[start : start + length]
+
+    def _unfiltered(self, block: int, stored: tuple[int, int], size: int) -> bytes:
+        """A filtered direct block's bytes, its filters undone (deflate, shuffle, fletcher32),
+        never more than the block's own size."""
+        length, mask = stored
+        data = self.h5.read(block, length, "filtered fractal heap block")
+        for index in reversed(range(len(self.filters))):
+            if mask & (1 << index):
+                continue
+            data = _unfilter(self.filters[index], data, size, self.h5)
+        if len(data) != size:
+            raise FormatError("HDF5 filtered fractal heap block has the wrong size", self.h5.name)
+        return data
 
     def _huge(self, cur: Cursor) -> bytes:
         """An object too large for the managed blocks: its address and length are in the ID, or in
@@ -582,38 +645,78 @@ class _FractalHeap:
                 raise FormatError("HDF5 huge fractal-heap object is missing from its index", h5.name)
         return h5.read(address, length, "huge fractal heap object")
 
-    def _direct_block(self, offset: int) -> tuple[int, int]:
-        """(address, heap offset) of the direct block holding heap offset `offset`."""
+    def _direct_block(self, offset: int) -> tuple[int, int, tuple[int, int], int]:
+        """(address, heap offset, (stored size, filter mask) if filtered, size) of the direct block
+        holding heap offset `offset`."""
         if self.rows == 0:
-            return self.root, 0
+            return self.root, 0, self.root_filtered, self.start_size
         address, block_offset, rows = self.root, 0, self.rows
+        h5 = self.h5
         for _ in range(MAX_DEPTH):
-            # child pointers: direct rows carry an address (filtered heaps are refused above)
-            pos = 4 + 1 + self.h5.so + self.off_size
+            # child pointers: direct rows carry an address (and, filtered, its stored size and mask)
+            pos = 4 + 1 + h5.so + self.off_size
             entry = block_offset
             for row in range(rows):
                 span = self.row_size(row)
+                direct = row < self.direct_rows
+                width = h5.so + (h5.sl + 4 if direct and self.filters else 0)
                 for _column in range(self.width):
                     if entry <= offset < entry + span:
-                        cur = self.h5.cursor(address + pos, self.h5.so, "fractal heap indirect block")
+                        cur = h5.cursor(address + pos, width, "fractal heap indirect block")
                         child = cur.addr()
-                        if child == self.h5.undef:
+                        if child == h5.undef:
                             raise FormatError(
-                                "HDF5 fractal heap object lies in an unallocated block", self.h5.name
+                                "HDF5 fractal heap object lies in an unallocated block", h5.name
                             )
-                        if row < self.direct_rows:
-                            return child, entry
+                        if direct:
+                            stored = (cur.length(), cur.u32()) if self.filters else (0, 0)
+                            return child, entry, stored, span
                         address, block_offset = child, entry
                         rows = (span.bit_length() - 1) - (self.start_size * self.width).bit_length() + 2
                         break
                     entry += span
-                    pos += self.h5.so
+                    pos += width
                 else:
                     continue
                 break
             else:
                 raise FormatError("HDF5 fractal heap offset lies outside the heap", self.h5.name)
         raise FormatError("HDF5 fractal heap nested too deep", self.h5.name)
+
+
+def _pipeline(cur: Cursor) -> list[int]:
+    """The filter ids of a filter pipeline message (versions 1 and 2), in the order applied."""
+    version, count = cur.u8(), cur.u8()
+    if version == 1:
+        cur.skip(6)
+    elif version != 2:
+        raise FormatError(f"HDF5 filter pipeline version {version}", cur.h5.name)
+    ids: list[int] = []
+    for _ in range(count):
+        ident = cur.u16()
+        name_length = cur.u16() if version == 1 or ident >= 256 else 0
+        cur.skip(2)  # flags
+        values = cur.u16()
+        cur.skip(name_length + (8 - name_length % 8) % 8 if version == 1 else name_length)
+        cur.skip(4 * values + (4 if version == 1 and values % 2 else 0))
+        ids.append(ident)
+    return ids
+
+
+def _unfilter(ident: int, data: bytes, size: int, h5: Reader) -> bytes:
+    """One filter undone, the output bounded by the block size."""
+    if ident == 1:  # deflate
+        inflater = zlib.decompressobj()
+        try:
+            out = inflater.decompress(data, size + 1)
+        except zlib.error:
+            raise FormatError("HDF5 fractal heap block does not inflate", h5.name) from None
+        return out
+    if ident == 2:  # shuffle: bytes were grouped by position within an element
+        return data  # element size 1 for heap blocks: shuffling changes nothing
+    if ident == 3:  # fletcher32: a 4-byte checksum appended
+        return data[:-4]
+    raise FormatError(f"HDF5 fractal heap filter {ident} is not supported", h5.name)
 
 
 def _is_pow2(value: int) -> bool:
