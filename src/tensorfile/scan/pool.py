@@ -116,6 +116,11 @@ def scan_files(paths: list[Path], workers: int) -> list[FileResult]:
 
     for index, answer in run_pool((str(p) for p in paths), workers, SCAN_HANDLER, lost):
         results[index] = from_wire(answer)
+    missing = [str(paths[i]) for i, r in enumerate(results) if r is None]
+    if missing:  # never report fewer files than asked: that would read as a clean zoo
+        raise TensorfileError(
+            f"the scan's workers gave no result for {len(missing)} file(s), e.g. {missing[0]}"
+        )
     return [r for r in results if r is not None]
 
 
@@ -184,7 +189,10 @@ def run_pool(
         take(workers)
         for _ in range(min(workers, len(todo))):
             start()
-        while todo or any(w.pending for w in pool):
+        while True:
+            take(1)  # the queue runs dry between answers while the iterable still has requests
+            if not todo and not any(w.pending for w in pool):
+                break
             for worker in pool:
                 feed(worker)
             for key, _events in selector.select():
