@@ -324,3 +324,21 @@ def test_safetensors_header_checks_on_bad_json(tmp_path: Path) -> None:
     big = tmp_path / "many.safetensors"
     big.write_bytes(st_header(b"{" + many + b"}") + bytes(120_000))
     assert scan_file(big).findings == []
+
+
+def test_keras_h5_config_that_is_an_array_is_a_format_error(tmp_path: Path) -> None:
+    """A damaged Keras .h5 whose model_config is an array, not a string: scanned as an error naming
+    the attribute (`if not text` on the array raised ValueError, 'internal error'); found by fuzzing."""
+    import h5py
+    import numpy as np
+
+    from tensorfile.scan.scanner import scan_file
+
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = np.arange(4)
+    result = scan_file(path)
+    assert result.status == "error" and result.error == "model_config attribute is not a string"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = np.array([b'{"class_name": "Sequential"}'])
+    assert scan_file(path).status == "scanned"

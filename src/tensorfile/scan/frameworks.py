@@ -104,10 +104,14 @@ def keras_h5_configs(path: Path) -> dict[str, Any]:
     with open_source(path) as source, hdf5.File(source, str(path)) as h5:
         for key in _KERAS_H5_CONFIGS:
             text = h5.attrs.get(key)
+            if getattr(text, "size", None) == 1:  # a one-element array of a string (damaged or odd writer)
+                text = text.reshape(-1)[0]
             if isinstance(text, bytes):
                 text = text.decode("utf-8", "replace")
-            if not text:
+            if text is None or (isinstance(text, str) and not text):
                 continue
+            if not isinstance(text, str):  # Keras writes a string: anything else cannot be its JSON
+                raise FormatError(f"{key} attribute is not a string", path)
             try:
                 configs[key] = json.loads(str(text))
             except ValueError:
