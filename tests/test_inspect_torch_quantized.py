@@ -19,6 +19,7 @@ from tensorfile.inspection import inspect
 from tensorfile.scan import scan_file
 
 from .conftest import run_cli
+from .test_inspect_torch import _flatten
 
 torch = pytest.importorskip("torch")  # a test dependency: `make test` installs torch==2.13.0
 
@@ -30,19 +31,6 @@ _DTYPES = {
     torch.float64: "F64",
     torch.int64: "I64",
 }
-
-
-def _flatten(value: Any, path: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(value, torch.Tensor):
-        out[path] = value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            out.update(_flatten(v, f"{path}.{k}" if path else str(k)))
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            out.update(_flatten(v, f"{path}.{i}" if path else str(i)))
-    return out
 
 
 def _tensors() -> dict[str, Any]:

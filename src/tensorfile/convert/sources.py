@@ -90,15 +90,7 @@ def _add_aliases(out: TensorSet) -> None:
 
 
 def _weight_files(path: Path, info: ModelInfo) -> list[Path]:
-    base = path if path.is_dir() else path.parent
-    found = []
-    for entry in info.files:
-        f = Path(entry["path"])
-        if is_remote_path(path):  # a hub file is named by its path in the repo
-            found.append(base / entry["path"] if path.is_dir() else path)
-            continue
-        found.append(f if f.is_absolute() or f.exists() else base / f)
-    return found or [path]
+    return [_located(path, entry["path"]) for entry in info.files] or [path]
 
 
 def _located(path: Path, label: str | None) -> Path:

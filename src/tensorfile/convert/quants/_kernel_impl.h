@@ -672,25 +672,34 @@ static inline void minmax_v(const vf *xt, vf *mn_out, vf *mx_out) {
     *mx_out = mx;
 }
 
+/* qs of the 4-bit types from the levels of elements 0..15 (a) and 16..31 (b), clamped to 15 first */
+static inline void pack4(uint8_t *y, int size, int off_qs, const vi *a, const vi *b) {
+    for (int j = 0; j < QK / 2; ++j) {
+        vi lo = seli(spliti(15) < a[j], spliti(15), a[j]) & spliti(0xFF);
+        vi hi = seli(spliti(15) < b[j], spliti(15), b[j]) & spliti(0xFF);
+        vi q = lo | (hi << 4);
+        for (int k = 0; k < W; ++k) y[(size_t)k * size + off_qs + j] = (uint8_t)q[k];
+    }
+}
+
 static void group_q4_0(const float *x, uint8_t *y) {
     vf xt[QK], amax, mx;
+    vi a[16], b[16];
     gather(xt, x, QK, QK);
     first_absmax_v(QK, xt, &amax, &mx);
     vf d = mx / splat(-8.f);
     vf id = inverse(d);
     put_d(y, 18, 0, d);
     for (int j = 0; j < QK / 2; ++j) {
-        vi a = vint8(vtrunc(xt[j] * id + splat(8.5f)));
-        vi b = vint8(vtrunc(xt[j + 16] * id + splat(8.5f)));
-        a = seli(spliti(15) < a, spliti(15), a) & spliti(0xFF);
-        b = seli(spliti(15) < b, spliti(15), b) & spliti(0xFF);
-        vi q = a | (b << 4);
-        for (int k = 0; k < W; ++k) y[(size_t)k * 18 + 2 + j] = (uint8_t)q[k];
+        a[j] = vint8(vtrunc(xt[j] * id + splat(8.5f)));
+        b[j] = vint8(vtrunc(xt[j + 16] * id + splat(8.5f)));
     }
+    pack4(y, 18, 2, a, b);
 }
 
 static void group_q4_1(const float *x, uint8_t *y) {
     vf xt[QK], mn, mx;
+    vi a[16], b[16];
     gather(xt, x, QK, QK);
     minmax_v(xt, &mn, &mx);
     vf d = (mx - mn) / splat(15.f);
@@ -698,13 +707,10 @@ static void group_q4_1(const float *x, uint8_t *y) {
     put_d(y, 20, 0, d);
     put_d(y, 20, 2, mn);
     for (int j = 0; j < QK / 2; ++j) {
-        vi a = vint8(vtrunc((xt[j] - mn) * id + splat(0.5f)));
-        vi b = vint8(vtrunc((xt[j + 16] - mn) * id + splat(0.5f)));
-        a = seli(spliti(15) < a, spliti(15), a) & spliti(0xFF);
-        b = seli(spliti(15) < b, spliti(15), b) & spliti(0xFF);
-        vi q = a | (b << 4);
-        for (int k = 0; k < W; ++k) y[(size_t)k * 20 + 4 + j] = (uint8_t)q[k];
+        a[j] = vint8(vtrunc((xt[j] - mn) * id + splat(0.5f)));
+        b[j] = vint8(vtrunc((xt[j + 16] - mn) * id + splat(0.5f)));
     }
+    pack4(y, 20, 4, a, b);
 }
 
 /* qs and qh of the 5-bit types from their uint8 levels a (values 0..15) and b (16..31) */
