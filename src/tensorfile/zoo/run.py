@@ -79,7 +79,14 @@ def run_zoo(
     jobs: int | None = None,
     options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    ray: str | None = None,
 ) -> Summary:
+    """`ray`: None runs serially or on our local pool (`jobs`); "local" starts a one-node Ray on
+    this machine (`jobs` CPUs, default its cores); any other text is a Ray cluster's address."""
+    if ray is not None:
+        from .ray_runner import import_ray
+
+        import_ray()  # a missing extra is a one-line error (exit 2) before anything is listed
     options = options or {}
     results = Results(out, resume)
     summary = Summary(verb, out)
@@ -90,7 +97,7 @@ def run_zoo(
         summary.skipped = len(results.done)
         show = _Progress(len(items)) if (progress if progress is not None else sys.stderr.isatty()) else None
         start = time.monotonic()
-        for record in _records(verb, items, options, jobs):
+        for record in _records(verb, items, options, jobs, ray):
             results.append(record)
             summary.add(record)
             summary.processed += 1
@@ -107,8 +114,13 @@ def run_zoo(
 
 
 def _records(
-    verb: str, items: list[WorkItem], options: dict[str, Any], jobs: int | None
+    verb: str, items: list[WorkItem], options: dict[str, Any], jobs: int | None, ray: str | None = None
 ) -> Iterator[dict[str, Any]]:
+    if ray is not None:
+        from .ray_runner import run_ray
+
+        yield from run_ray(verb, items, options, ray, jobs)
+        return
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
     if workers <= 1 or len(items) < 4:
         for item in items:
