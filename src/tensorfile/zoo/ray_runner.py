@@ -77,6 +77,26 @@ def _init(ray: Any, address: str, jobs: int | None) -> None:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot start or join Ray at {address!r}: {text}") from None
+    _notices_to_stderr()
+
+
+def _notices_to_stderr() -> None:
+    """Ray's driver prints the raylet's notices ("A worker died or was killed ...") to stdout
+    from a background thread, whatever log_to_driver says; stdout is for our results, so those
+    go to stderr. The thread looks the printer up in ray._private.worker on each message."""
+    try:
+        from ray._private import worker
+    except ImportError:
+        return
+    printer = getattr(worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "_tensorfile", False):
+        return
+
+    def to_stderr(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return printer({**data, "is_err": True}, *args, **kwargs)
+
+    to_stderr._tensorfile = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _drive(

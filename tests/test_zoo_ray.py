@@ -1,0 +1,271 @@
+"""Zoo runs on a one-node local Ray (this machine's 2 CPUs): the records are the serial run's,
+file by file, from a local folder and from a local S3 (moto's server on 127.0.0.1); a Ray worker
+killed mid-task (SIGKILL) is retried and changes nothing, and nothing is counted twice; a task
+that dies every time turns its files into error records; Ray's log noise stays off stdout.
+
+Ray is started once for the module (about 5 s); the zoo is 200 seeded files of mixed formats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tensorfile.errors import UsageError
+from tensorfile.zoo import ray_runner
+from tensorfile.zoo.items import WorkItem
+from tensorfile.zoo.run import run_zoo
+
+from .conftest import ROOT
+from .fixtures.make_zoo import build_zoo
+
+ray = pytest.importorskip("ray")
+
+ZOO_FILES = 200
+BUCKET = "zoo-ray"
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("zoo-ray")
+    build_zoo(folder, ZOO_FILES, seed=18)
+    return folder / "files"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _forget_filesystems() -> None:
+    """The s3 filesystem is made once per process; a new endpoint needs a new one."""
+    from tensorfile.hub import objectstore
+
+    objectstore._FS.clear()
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(scope="module")
+def s3(zoo: Path) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 holding the zoo; the endpoint and fake credentials are in the
+    environment before Ray starts, so its workers (children of this process) see them too."""
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    _forget_filesystems()
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    for file in sorted(zoo.rglob("*")):
+        if file.is_file():
+            client.put_object(Bucket=BUCKET, Key=f"zoo/{file.relative_to(zoo)}", Body=file.read_bytes())
+    try:
+        yield f"s3://{BUCKET}/zoo"
+    finally:
+        _forget_filesystems()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_ray(s3: str) -> Iterator[None]:
+    """One Ray for the module, started after the S3 environment is set (workers inherit it)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _records(out: Path) -> dict[tuple[str, int, str | None], dict[str, Any]]:
+    """The records of a results file by key; a key written twice fails the test."""
+    records: dict[tuple[str, int, str | None], dict[str, Any]] = {}
+    for line in out.read_text().splitlines():
+        record = json.loads(line)
+        key = (record["path"], record["size"], record["etag"])
+        assert key not in records, f"{key} written twice"
+        records[key] = record
+    return records
+
+
+def _without_io(records: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    """A local file's io is the reading process's /proc/self/io delta (a Ray worker's gRPC
+    threads read sockets meanwhile), so it is compared apart from the rest of the record."""
+    return {k: {f: v for f, v in r.items() if f != "io"} for k, r in records.items()}
+
+
+@pytest.fixture(scope="module")
+def serial_local(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[Any, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("serial") / "serial.jsonl"
+    run_zoo("scan", [str(zoo)], str(out), jobs=1, progress=False)
+    return _records(out)
+
+
+def test_ray_local_folder_is_serial_file_by_file(
+    local_ray: None, zoo: Path, serial_local: dict[Any, dict[str, Any]], tmp_path: Path
+) -> None:
+    out = tmp_path / "ray.jsonl"
+    summary = run_zoo("scan", [str(zoo)], str(out), jobs=2, progress=False, ray="local")
+    got = _records(out)
+    assert len(got) == ZOO_FILES == summary.processed == summary.files
+    assert _without_io(got) == _without_io(serial_local)
+    verdicts = {r["verdict"] for r in got.values()}
+    assert {"clean", "unsafe"} <= verdicts  # the zoo is mixed: a real comparison
+    assert all(r["io"]["requests"] > 0 for r in got.values() if r["verdict"] != "error")
+    assert ray.is_initialized()  # the caller's Ray session was used, not stopped
+
+
+def test_ray_over_s3_is_serial_file_by_file_with_the_same_requests(
+    local_ray: None, s3: str, tmp_path: Path
+) -> None:
+    serial, on_ray = tmp_path / "serial.jsonl", tmp_path / "ray.jsonl"
+    run_zoo("scan", [s3], str(serial), jobs=1, progress=False)
+    run_zoo("scan", [s3], str(on_ray), progress=False, ray="local")
+    expected, got = _records(serial), _records(on_ray)
+    assert len(got) == ZOO_FILES
+    assert got == expected  # io included: range requests and bytes are the same on a Ray worker
+    assert all(r["kind"] == "object" for r in got.values())
+    sizes = {r["path"]: r["size"] for r in got.values()}
+    assert all(r["io"]["bytes"] <= max(sizes[r["path"]], 1) * 2 for r in got.values())
+
+
+def _dies_once(marker: str, log: str) -> Any:
+    """A task body that SIGKILLs its own Ray worker the first time any task reaches its second
+    item (after doing real work), then runs like the real one; every start is logged."""
+    real = ray_runner._process_batch
+
+    def body(verb: str, wires: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:
+        with open(log, "a") as f:
+            f.write(wires[0]["path"] + "\n")
+        records = real(verb, wires[:1], options)
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return records + real(verb, wires[1:], options)
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+    return body
+
+
+def test_a_killed_ray_worker_changes_nothing(
+    local_ray: None,
+    zoo: Path,
+    serial_local: dict[Any, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    marker, log = tmp_path / "killed", tmp_path / "starts.log"
+    monkeypatch.setattr(ray_runner, "_process_batch", _dies_once(str(marker), str(log)))
+    out = tmp_path / "ray.jsonl"
+    summary = run_zoo("scan", [str(zoo)], str(out), progress=False, ray="local")
+    assert marker.exists()  # a worker was killed mid-task
+    starts = log.read_text().splitlines()
+    assert len(starts) == len(set(starts)) + 1  # exactly one batch ran twice: Ray's retry
+    got = _records(out)  # no key twice
+    assert summary.processed == len(got) == ZOO_FILES
+    assert _without_io(got) == _without_io(serial_local)
+
+
+def test_a_task_that_always_dies_is_error_records(
+    local_ray: None, zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ray_runner._process_batch
+    doomed = sorted(str(p) for p in zoo.rglob("*") if p.is_file())[0]
+
+    def body(verb: str, wires: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:
+        if any(w["path"] == doomed for w in wires):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(verb, wires, options)
+
+    monkeypatch.setattr(ray_runner, "_process_batch", body)
+    items = [WorkItem(doomed, 1, "e", "local"), WorkItem(doomed + ".x", 2, "e", "local")]
+    records = list(ray_runner.run_ray("scan", items, {}, "local", batch=2, max_retries=1))
+    assert [r["path"] for r in records] == [doomed, doomed + ".x"]
+    for record in records:
+        assert record["verdict"] == "error"
+        assert record["error"] == "the Ray worker reading it failed (its process died), 2 times"
+        assert record["io"] == {"requests": 0, "bytes": 0}
+
+
+def test_without_ray_installed_is_a_one_line_usage_error(
+    zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(UsageError, match=r"pip install 'tensorfile\[ray\]'"):
+        run_zoo("scan", [str(zoo)], str(out), progress=False, ray="local")
+    assert not out.exists()  # refused before anything was listed or written
+
+
+def test_batches_are_a_few_dozen_files_and_every_cpu_gets_several() -> None:
+    assert ray_runner.batch_size(1_000_000, 64) == ray_runner.BATCH
+    assert ray_runner.batch_size(200, 2) == 25
+    assert ray_runner.batch_size(3, 2) == 1
+
+
+SCRIPT = """
+import os, signal, sys
+from tensorfile.zoo import ray_runner
+from tensorfile.zoo.items import WorkItem
+from tensorfile.zoo.run import run_zoo
+
+real = ray_runner._process_batch
+
+def body(verb, wires, options, marker=sys.argv[3]):  # SIGKILLs its worker once
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return real(verb, wires, options)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+ray_runner._process_batch = body
+summary = run_zoo("scan", [sys.argv[1]], sys.argv[2], jobs=2, progress=False, ray="local")
+sys.stderr.write(f"processed={summary.processed}\\n")
+"""
+
+
+def test_ray_started_by_the_run_keeps_stdout_clean(zoo: Path, tmp_path: Path) -> None:
+    """A run that starts its own Ray (and stops it), with a worker killed on the way: Ray's
+    notice of the death goes to stderr, nothing reaches stdout, and every file is done once."""
+    out, marker = tmp_path / "own.jsonl", tmp_path / "killed"
+    sub = sorted(zoo.iterdir())[0]  # one sub-folder: a few files are enough here
+    files = sum(1 for p in sub.rglob("*") if p.is_file())
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(sub), str(out), str(marker)],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert marker.exists()
+    assert proc.stdout == b""
+    assert f"processed={files}".encode() in proc.stderr
+    assert len(_records(out)) == files
