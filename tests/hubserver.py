@@ -67,6 +67,10 @@ Hugging Face (repo ids are always `owner/name`; the revision segment is URL-quot
   origin (scheme, host, port), so a CDN on the hub's own port would never show the drop.
   `HubServer(root, separate_cdn=False)` puts it on the main port (it then also sends `X-Repo-Commit`,
   because the client reads the file metadata from the final response of a followed redirect).
+- `GET /api/models?author=OWNER` (what `HfApi.list_models(author=)` asks; without `author`, every
+  repo): `[{id, modelId, author, sha, private, lastModified, createdAt, downloads, likes, tags}]`
+  sorted by id, paginated like the Hub (1000 a page, `models_page_size=` changes it) with a `Link:
+  <...&cursor=...>; rel="next"` header. No token is checked (the real Hub leaves out private repos).
 - `GET /api/agent-harnesses` (empty registry).
 
 Errors, as `huggingface_hub.utils.hf_raise_for_status` maps them: unknown repo: 401 without an
@@ -89,6 +93,9 @@ ModelScope (models only; JSON envelopes `{"Code", "Data", "Message", "RequestId"
   files also carry `X-Linked-ETag: "<sha256>"` (what ModelScope's CDN sends after its redirect; the
   client checks a single-file download against it).
 - `GET /openapi/v1/models/{owner}/{name}`, `GET /api/v1/repos/internalAccelerationInfo` (no region).
+- `GET /openapi/v1/models?owner=OWNER&page_number=&page_size=` (what `modelscope_hub.HubApi
+  .list_repos("model", owner=)` asks): `data = {models: [{id, owner, name, private, ...}],
+  total_count, page_number, page_size}`, sorted by id.
 
 Errors: unknown repo, revision (anything but `master` and the commit id), file or Root: HTTP 404
 with `Code: 404` (the client raises `modelscope_hub.errors.NotExistError`; the modelscope
@@ -380,12 +387,14 @@ class HubServer:
         lfs_threshold: int = LFS_THRESHOLD,
         tree_page_size: int = 1000,
         ms_files_limit: int = 3000,
+        models_page_size: int = 1000,
     ) -> None:
         self.root = Path(root).resolve()
         self.sha256_overrides = dict(sha256 or {})
         self.lfs_threshold = lfs_threshold
         self.tree_page_size = tree_page_size
         self.ms_files_limit = ms_files_limit
+        self.models_page_size = models_page_size
         self.require_token: str | None = None
         self._requests: list[dict[str, Any]] = []
         self._in_flight = 0
@@ -766,6 +775,10 @@ class _Handler(BaseHTTPRequestHandler):
             if is_cdn and method in ("GET", "HEAD"):
                 return self._cdn(segs[1], segs[2])
             raise _HTTPError(404, {"error": "NoSuchKey"})
+        if segs in (["api", "models"], ["api", "models", ""]) and method == "GET":
+            return self._hf_list_models()
+        if segs in (["openapi", "v1", "models"], ["openapi", "v1", "models", ""]) and method == "GET":
+            return self._ms_list_models()
         if segs[:2] == ["api", "agent-harnesses"] and method == "GET":
             return self._send_json(200, {"standardEnvVars": [], "harnesses": {}})
         if len(segs) >= 4 and segs[0] == "api" and segs[1] == "models":
@@ -784,6 +797,54 @@ class _Handler(BaseHTTPRequestHandler):
             path = "/".join(unquote(s) for s in raw[4:])
             return self._hf_resolve(segs[0], segs[1], rev, path)
         raise self._hf_error(404, None, "Sorry, we can't find the page you are looking for.")
+
+    def _owner_repos(self, owner: str) -> list[_Repo]:
+        """The repos of one owner (every owner's when `owner` is empty), sorted by id."""
+        if owner in (".", "..") or "/" in owner or "\\" in owner or "\0" in owner:
+            return []
+        owners = [owner] if owner else sorted(p.name for p in self.hub.root.iterdir() if p.is_dir())
+        repos = []
+        for who in owners:
+            base = self.hub.root / who
+            names = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+            repos.extend(r for r in (self.hub._scan(who, n) for n in names) if r is not None)
+        return repos
+
+    def _hf_list_models(self) -> None:
+        repos = self._owner_repos(self._q("author"))
+        page_size = self.hub.models_page_size
+        cursor = self._q("cursor")
+        start = int(base64.urlsafe_b64decode(cursor.encode()).decode()) if cursor else 0
+        body = [
+            {
+                "_id": repo.commit[:24],
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": repo.owner,
+                "sha": repo.commit,
+                "private": bool(self.hub.require_token),
+                "lastModified": _iso(repo.mtime),
+                "createdAt": _iso(repo.mtime),
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+            }
+            for repo in repos[start : start + page_size]
+        ]
+        headers: dict[str, str] = {}
+        if start + page_size < len(repos):
+            nxt = base64.urlsafe_b64encode(str(start + page_size).encode()).decode()
+            query = urlencode({"author": self._q("author"), "cursor": nxt})
+            headers["Link"] = f'<{self.hub.url}{self._url_path}?{query}>; rel="next"'
+        self._send_json(200, body, headers)
+
+    def _ms_list_models(self) -> None:
+        repos = self._owner_repos(self._q("owner"))
+        number = max(int(self._q("page_number") or 1), 1)
+        size = max(int(self._q("page_size") or 10), 1)
+        models = [self._openapi_entry(repo) for repo in repos[(number - 1) * size : number * size]]
+        data = {"models": models, "total_count": len(repos), "page_number": number, "page_size": size}
+        self._send_json(200, {"success": True, "data": data, "request_id": self._request_id})
 
     def _api_faults(self) -> None:
         """Faults with a URL-path glob act on any request."""
@@ -1298,8 +1359,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.hub._repo_dir(owner, name) is None:
             body = {"success": False, "code": "NotFound", "message": "model not found"}
             raise _HTTPError(404, {**body, "request_id": self._request_id})
-        repo = self._repo(owner, name)
-        data = {
+        data = self._openapi_entry(self._repo(owner, name))
+        self._send_json(200, {"success": True, "data": data, "request_id": self._request_id})
+
+    def _openapi_entry(self, repo: _Repo) -> dict[str, Any]:
+        return {
             "id": repo.repo_id,
             "owner": repo.owner,
             "name": repo.name,
@@ -1308,7 +1372,6 @@ class _Handler(BaseHTTPRequestHandler):
             "likes": 0,
             "last_modified": _iso(repo.mtime),
         }
-        self._send_json(200, {"success": True, "data": data, "request_id": self._request_id})
 
     def _ms_files(self, repo: _Repo) -> None:
         self._ms_rev(repo)

@@ -102,15 +102,8 @@ def _list_huggingface(ref: HubRef, token: str | None) -> RepoListing:
     except errors.RepositoryNotFoundError:
         hint = "" if token else " (if it is private, set HF_TOKEN or pass --token)"
         raise HubNotFound(f"no such model repo on Hugging Face{hint}", where) from None
-    except errors.OfflineModeIsEnabled:
-        raise HubError("HF_HUB_OFFLINE is set: the hub is not asked", where) from None
-    except errors.HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status in (401, 403):
-            raise HubAuthError("access denied (set HF_TOKEN or pass --token)", where) from None
-        raise HubError(f"the hub answered HTTP {status}", where) from None
-    except Exception as exc:  # transport errors of the client's HTTP library
-        raise _unreachable(exc, endpoint, where) from None
+    except Exception as exc:
+        raise hf_failure(exc, endpoint, where) from None
     files: dict[str, RemoteFile] = {}
     for sibling in info.siblings or []:
         lfs = sibling.lfs
@@ -137,18 +130,12 @@ def _list_modelscope(ref: HubRef, token: str | None) -> RepoListing:
         entries = _within_deadline(
             lambda: api.list_repo_files(ref.repo_id, "model", revision=revision, recursive=True), where
         )
-    except (errors.AuthenticationError, errors.PermissionDeniedError):
-        raise HubAuthError("access denied (set MODELSCOPE_API_TOKEN or pass --token)", where) from None
     except errors.NotExistError:
         raise HubNotFound(
             f"no such model repo or revision {ref.revision_or_default!r} on ModelScope", where
         ) from None
-    except errors.APIError as exc:
-        raise HubError(f"the hub refused the listing ({_first_line(exc)})", where) from None
-    except HubError:
-        raise
-    except Exception as exc:  # NetworkError and the transport errors under it
-        raise _unreachable(exc, endpoint, where) from None
+    except Exception as exc:
+        raise ms_failure(exc, endpoint, where) from None
     files: dict[str, RemoteFile] = {}
     for entry in entries:
         if (entry.type or "blob") != "blob" or not entry.path:
@@ -158,6 +145,35 @@ def _list_modelscope(ref: HubRef, token: str | None) -> RepoListing:
         )
     resolved = HubRef(ref.hub, ref.repo_id, ref.revision, ref.path)
     return RepoListing(resolved, None, endpoint, token or None, files)
+
+
+def hf_failure(exc: Exception, endpoint: str, where: str) -> HubError:
+    """One line for what huggingface_hub raised: offline mode, an HTTP status, or no answer."""
+    from huggingface_hub import errors
+
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, errors.OfflineModeIsEnabled):
+        return HubError("HF_HUB_OFFLINE is set: the hub is not asked", where)
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            return HubAuthError("access denied (set HF_TOKEN or pass --token)", where)
+        return HubError(f"the hub answered HTTP {status}", where)
+    return _unreachable(exc, endpoint, where)  # transport errors of the client's HTTP library
+
+
+def ms_failure(exc: Exception, endpoint: str, where: str) -> HubError:
+    """One line for what modelscope_hub raised: refused, an API error, or no answer."""
+    from modelscope_hub import errors
+
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, (errors.AuthenticationError, errors.PermissionDeniedError)):
+        return HubAuthError("access denied (set MODELSCOPE_API_TOKEN or pass --token)", where)
+    if isinstance(exc, errors.APIError):
+        return HubError(f"the hub refused the listing ({_first_line(exc)})", where)
+    return _unreachable(exc, endpoint, where)  # NetworkError and the transport errors under it
 
 
 def _within_deadline(call: Callable[[], T], where: str) -> T:

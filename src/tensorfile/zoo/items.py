@@ -86,6 +86,19 @@ def _objects(url: str) -> Iterator[WorkItem]:
 
 
 def _hub(text: str) -> Iterator[WorkItem]:
+    """A hub repo (or a folder or file in one), or every model repo of an owner (`hf://org`)."""
+    from ..hub.orgs import list_owner_repos, parse_owner
+
+    owner = parse_owner(text)
+    if owner is None:
+        yield from _hub_repo(text)
+        return
+    scheme = text.partition("://")[0].lower()
+    for repo_id in list_owner_repos(*owner):
+        yield from _hub_repo(f"{scheme}://{repo_id}")
+
+
+def _hub_repo(text: str) -> Iterator[WorkItem]:
     from ..hub.remote import open_remote_cached
 
     root = open_remote_cached(text)
@@ -99,7 +112,8 @@ def _hub(text: str) -> Iterator[WorkItem]:
 
 def _repo_list(listing: Path) -> Iterator[WorkItem]:
     """`@repos.txt`: one repo per line (hf://owner/name, ms://owner/name, or owner/name for Hugging
-    Face); blank lines and # comments are skipped."""
+    Face; hf://owner or ms://owner for all of an owner's repos); blank lines and # comments are
+    skipped."""
     try:
         lines = listing.read_text(encoding="utf-8").splitlines()
     except OSError as exc:

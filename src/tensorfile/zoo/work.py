@@ -40,10 +40,14 @@ def _open(item: WorkItem) -> Any:
         from ..hub.objectstore import open_object
 
         return open_object(item.path, item.size)
-    if item.kind == "hub":
+    if item.kind == "hub":  # the repo is listed once per process, each file is a path in it
+        from ..hub.refs import HubRef, parse
         from ..hub.remote import open_remote_cached
 
-        return open_remote_cached(item.path)
+        ref = parse(item.path)
+        if not isinstance(ref, HubRef) or not ref.path:
+            return open_remote_cached(item.path)
+        return open_remote_cached(HubRef(ref.hub, ref.repo_id, ref.revision).url()) / ref.path
     return Path(item.path)
 
 
