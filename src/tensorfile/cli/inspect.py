@@ -7,10 +7,11 @@ import os
 import click
 
 from .common import _console, _fail, _print_json, _with_http, json_option
+from .zoo_options import check_single, jobs_option, run_many, zoo_options
 
 
 @click.command()
-@click.argument("path")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH")
 @json_option
 @click.option(
     "--filter", "pattern", default=None, metavar="GLOB", help="Only tensors whose name matches GLOB."
@@ -25,14 +26,36 @@ from .common import _console, _fail, _print_json, _with_http, json_option
     "--limit", type=int, default=None, help="Show at most N tensors (default 40 in tables, all in JSON)."
 )
 @click.option("--all", "show_all", is_flag=True, help="Show every tensor in the table.")
+@jobs_option("With --out: worker processes (default: one per CPU, at most 8; 1: this process).")
+@zoo_options
 def inspect(
-    path: str, as_json: bool, pattern: str | None, sort: str | None, limit: int | None, show_all: bool
+    paths: tuple[str, ...],
+    as_json: bool,
+    pattern: str | None,
+    sort: str | None,
+    limit: int | None,
+    show_all: bool,
+    jobs: int | None,
+    out: str | None,
+    resume: bool,
+    ray: str | None,
 ) -> None:
     """Show what is inside a model file or folder, from its headers only: tensors, parameter counts,
-    dtypes, structure, quantization, training state and metadata. Nothing is loaded or executed."""
+    dtypes, structure, quantization, training state and metadata. Nothing is loaded or executed.
+
+    One PATH, or with --out many (each file of each folder inspected on its own)."""
     from ..inspection import inspect as inspect_model
     from ..inspection import select_tensors
 
+    if out is not None:
+        if limit is not None and limit < 0:
+            raise _fail("--limit must be 0 or more")
+        options = {"pattern": pattern, "sort": sort, "limit": limit}
+        run_many("inspect", paths, out, resume=resume, jobs=jobs, ray=ray, options=options, as_json=as_json)
+    check_single(paths, resume, ray)
+    if len(paths) > 1:
+        raise _fail(f"inspect reads one PATH (got {len(paths)}); for many, write records with --out FILE")
+    path = paths[0]
     info = inspect_model(path)
     if limit is not None and limit < 0:
         raise _fail("--limit must be 0 or more")

@@ -8,6 +8,7 @@ import click
 
 from ..errors import UsageError
 from .common import _console, _print_json, _with_http, json_option
+from .zoo_options import check_single, jobs_option, run_many, zoo_options
 
 
 @click.command()
@@ -26,15 +27,12 @@ from .common import _console, _print_json, _with_http, json_option
     show_default=True,
     help="Lowest severity that makes the exit code 1.",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Worker processes (default: one per CPU, at most 8; 1: scan in this process). A file whose "
-    "worker dies is scanned again on a fresh one, and reported as not scanned if that one dies too.",
+@jobs_option(
+    "Worker processes (default: one per CPU, at most 8; 1: scan in this process). A file whose "
+    "worker dies is scanned again on a fresh one, and reported as not scanned if that one dies too."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Also list info and low findings and clean files.")
+@zoo_options
 def scan(
     paths: tuple[str, ...],
     as_json: bool,
@@ -42,6 +40,9 @@ def scan(
     fail_on: str,
     jobs: int | None,
     verbose: bool,
+    out: str | None,
+    resume: bool,
+    ray: str | None,
 ) -> None:
     """Find what could run code when each PATH (file or folder, recursively) is loaded — without
     loading, importing or unpickling anything from it.
@@ -51,6 +52,20 @@ def scan(
     """
     from ..scan import scan as run_scan
 
+    if out is not None:
+        if sarif_file:
+            raise UsageError("--sarif writes one report: not with --out (the records are in --out)")
+        run_many(
+            "scan",
+            paths,
+            out,
+            resume=resume,
+            jobs=jobs,
+            ray=ray,
+            options={"fail_on": fail_on},
+            as_json=as_json,
+        )
+    check_single(paths, resume, ray)
     if sarif_file == "-" and as_json:
         raise UsageError("--sarif - and --json both print to standard output; choose one")
     report = run_scan(paths, fail_on=fail_on, jobs=jobs)

@@ -41,6 +41,8 @@ class Results:
                 self.previous.extend(read_parquet(self.out))
         if self.journal.exists():
             self.previous.extend(_repaired(self.journal))
+        self._created = not self.journal.exists()
+        self._appended = 0
         try:
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -51,6 +53,7 @@ class Results:
         text = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         line = text.encode("utf-8", "backslashreplace")
         view = memoryview(line)
+        self._appended += 1
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
@@ -61,10 +64,44 @@ class Results:
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
+        if self._created and not self._appended and not self.previous:
+            self.journal.unlink()  # nothing ran (the inputs could not be listed): leave nothing
+            return
         if self.parquet:
             records = [*self.previous, *_read_lines(self.journal)]
             write_parquet(self.out, records)
             self.journal.unlink()
+
+
+def check_verb(out: str | os.PathLike[str], verb: str) -> None:
+    """A results file that another verb wrote is not resumed: its records would mix with these
+    (UsageError naming the verb it holds). Only its first record is read."""
+    out = Path(out)
+    record = _first_record(out)
+    if record is not None and record.get("verb") != verb:
+        raise UsageError(
+            f"{out} holds results of {record.get('verb')!r}, not {verb!r}: resume it with that "
+            "command or choose another --out"
+        )
+
+
+def _first_record(out: Path) -> dict[str, Any] | None:
+    parquet = out.suffix.lower() == ".parquet"
+    journal = out.with_name(out.name + ".journal.jsonl") if parquet else out
+    if parquet and out.exists():
+        pa = _parquet_module()
+        try:
+            first = pa.parquet.ParquetFile(out).read_row_group(0, columns=["record"]).slice(0, 1)
+            return json.loads(first.column("record")[0].as_py())
+        except Exception:  # not a results file: Results says so when it reads it
+            return None
+    try:
+        with journal.open("rb") as f:
+            line = f.readline()
+        record = json.loads(line)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _repaired(path: Path) -> list[dict[str, Any]]:
