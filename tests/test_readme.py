@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
 # What each block prints, in README order.
 EXPECTED = [
+    "{'clean': 7} ['gguf', 'onnx', 'pickle', 'pytorch-zip', 'safetensors']",
     "Q4_0 {'F32': 5, 'Q4_0': 16}",
     "gguf:Q8_0 llama.cpp",
     "no/such/file.pt: no such file or directory",

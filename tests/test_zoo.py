@@ -450,3 +450,33 @@ def test_ray_option_reaches_run_zoo(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         app, ["scan", str(zoo), "--out", out, "--ray", "ray://head:10001", "--fail-on", "low"]
     )
     assert calls[-1]["ray"] == "ray://head:10001" and calls[-1]["options"] == {"fail_on": "low"}
+
+
+def test_readme_zoo_example_is_what_the_cli_prints(
+    s3: tuple[S3Stand, dict[str, int]], tmp_path: Path
+) -> None:
+    """The console block of the README's "Model zoos" section, run against examples/models in a
+    bucket of the stand-in (only the seconds and files per second may differ)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Model zoos") :]
+    block = re.search(r"```console\n\$ (tensorfile [^\n]*)\n(.*?)```", section, flags=re.S)
+    assert block is not None
+    command, expected = block.group(1).split(), block.group(2)
+    stand, _ = s3
+    stand.upload(ROOT / "examples" / "models", "models")
+    done = subprocess.run(
+        [sys.executable, "-m", "tensorfile", *command[1:]],
+        cwd=tmp_path,
+        env={**os.environ, **stand.env, "COLUMNS": "100", "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+    def timeless(text: str) -> str:
+        return re.sub(r"in [\d.,]+ s \([\d.,]+ files/s\)", "in T s (R files/s)", text)
+
+    assert timeless(done.stdout) == timeless(expected)

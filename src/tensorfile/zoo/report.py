@@ -14,7 +14,8 @@ def render_summary(console: Any, summary: Summary) -> None:
 
     verdicts = summary.verdicts()
     columns = [v for v in _ORDER if v in verdicts] + sorted(v for v in verdicts if v not in _ORDER)
-    table = Table(title=f"{summary.verb}: {summary.files:,} file(s) in {summary.out}")
+    console.print(f"{summary.verb}: {summary.files:,} file(s) in {summary.out}", highlight=False)
+    table = Table()
     table.add_column("format")
     for verdict in columns:
         table.add_column(verdict, justify="right")
