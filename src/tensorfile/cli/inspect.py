@@ -11,7 +11,7 @@ from .zoo_options import check_single, jobs_option, run_many, zoo_options
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @json_option
 @click.option(
     "--filter", "pattern", default=None, metavar="GLOB", help="Only tensors whose name matches GLOB."

@@ -9,6 +9,7 @@ document). Without --out each command keeps its single report; inputs that name 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -79,7 +80,7 @@ def check_single(inputs: tuple[str, ...] | list[str], resume: bool, ray: str | N
     if ray is not None:
         raise UsageError("--ray runs a many-file run: give its results file with --out results.jsonl")
     for raw in inputs:
-        if raw.startswith("@"):
+        if raw.startswith("@") and not os.path.lexists(raw):  # a file really named @… reads as before
             raise UsageError(f"{raw} is a list of repos: write their results with --out results.jsonl")
         if parse_owner(raw) is not None:
             raise UsageError(
