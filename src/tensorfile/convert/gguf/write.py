@@ -28,7 +28,7 @@ from ..quants import kernel
 from ..stream import Progress, no_progress
 from ..tensors import FileMaps, is_ggml_quantized
 from .build import FLOAT_TYPES
-from .layout import GGUFTensor, float_rows
+from .layout import GGUFTensor, exact_in_base, float_rows
 from .workers import EncodeWorkers, Ticket
 
 # Types whose numpy quantizer runs far below disk speed; the others stay in this process, where
@@ -180,11 +180,12 @@ class _OrderedEncoder:
         if isinstance(item, memoryview):  # written as it is, straight from the source's map
             return tensor, item, tensor.numel * 4
         values = item.nbytes
+        base = EXACT + tensor.base_type if exact_in_base(tensor) else tensor.base_type
         if self._pool is not None and tensor.type in POOLED_TYPES:
-            return tensor, self._pool.submit(item, tensor.base_type, tensor.type), values
+            return tensor, self._pool.submit(item, base, tensor.type), values
         if self._thread is not None:
-            return tensor, self._thread.submit(encode, item, tensor.base_type, tensor.type), values
-        return tensor, encode(item, tensor.base_type, tensor.type), values
+            return tensor, self._thread.submit(encode, item, base, tensor.type), values
+        return tensor, encode(item, base, tensor.type), values
 
     def _finish(
         self,
@@ -202,9 +203,18 @@ class _OrderedEncoder:
         return tensor, (item, values)
 
 
+# Prefixes encode's base for rows already exact in the converter's type (layout.exact_in_base):
+# the round trip through it is skipped unless a NaN is there, whose payload it may change.
+EXACT = "exact:"
+
+
 def encode(rows: np.ndarray, base: str, final: str) -> bytes | memoryview:
     """float32 rows → the final type's bytes, through the converter's base type first."""
-    values = rows if base not in FLOAT_TYPES else _through_base(rows, base)
+    if base.startswith(EXACT):
+        base = base.removeprefix(EXACT)
+        values = _through_base(rows, base) if np.isnan(rows).any() else rows
+    else:
+        values = rows if base not in FLOAT_TYPES else _through_base(rows, base)
     if final == "F32":
         return values.astype(np.float32).tobytes()
     if final == "F16":
