@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tensorfile.zoo.run import run_zoo
 
 from .conftest import ROOT
 from .fixtures.make_zoo import build_zoo
+from .s3stand import S3Stand, forget_filesystems, free_port
 
 ray = pytest.importorskip("ray")
 
@@ -41,56 +41,25 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "files"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _forget_filesystems() -> None:
-    """The s3 filesystem is made once per process; a new endpoint needs a new one."""
-    from tensorfile.hub import objectstore
-
-    objectstore._FS.clear()
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-
-
 @pytest.fixture(scope="module")
 def s3(zoo: Path) -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 holding the zoo; the endpoint and fake credentials are in the
-    environment before Ray starts, so its workers (children of this process) see them too."""
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
-
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _forget_filesystems()
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    for file in sorted(zoo.rglob("*")):
-        if file.is_file():
-            client.put_object(Bucket=BUCKET, Key=f"zoo/{file.relative_to(zoo)}", Body=file.read_bytes())
-    try:
-        yield f"s3://{BUCKET}/zoo"
-    finally:
-        _forget_filesystems()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
+    """moto's S3 server on 127.0.0.1 holding the zoo; its endpoint and fake credentials are in the
+    environment before Ray starts, so Ray's workers (children of this process) see them too."""
+    pytest.importorskip("moto.server")
+    with S3Stand() as stand:
+        saved = {k: os.environ.get(k) for k in stand.env}
+        os.environ.update(stand.env)
+        forget_filesystems()
+        stand.upload(zoo, BUCKET)
+        try:
+            yield f"s3://{BUCKET}"
+        finally:
+            forget_filesystems()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +191,24 @@ def test_without_ray_installed_is_a_one_line_usage_error(
     with pytest.raises(UsageError, match=r"pip install 'tensorfile\[ray\]'"):
         run_zoo("scan", [str(zoo)], str(out), progress=False, ray="local")
     assert not out.exists()  # refused before anything was listed or written
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        (None, "cannot reach Ray at '127.0.0.1:{port}' (Connection refused)"),
+        ("no-port", "a Ray address is host:port, ray://host:port or auto, not 'no-port'"),
+    ],
+)
+def test_a_bad_ray_address_is_a_one_line_error_before_any_work(
+    zoo: Path, tmp_path: Path, address: str | None, message: str
+) -> None:
+    port = free_port()  # nothing listens there
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(UsageError) as caught:
+        run_zoo("scan", [str(zoo)], str(out), progress=False, ray=address or f"127.0.0.1:{port}")
+    assert caught.value.message == message.format(port=port)
+    assert not out.exists()
 
 
 def test_batches_are_a_few_dozen_files_and_every_cpu_gets_several() -> None:

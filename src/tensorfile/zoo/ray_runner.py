@@ -11,7 +11,9 @@ yielded again (the driver dedupes by path, size and ETag).
 
 Ray is an optional extra (`pip install 'tensorfile[ray]'`), imported only here and only when
 asked for. `address="local"` starts a one-node Ray on this machine (`num_cpus` = jobs, or its
-cores); any other address joins that cluster, where each node needs tensorfile installed.
+cores); any other address joins that cluster ("auto", "ray://host:port" for Ray Client, or
+host:port, which is probed first: ray.init retries a dead address for minutes), where each node
+needs tensorfile installed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +31,7 @@ from .items import WorkItem
 BATCH = 32  # files per task: amortises the ~ms of task overhead over a few dozen small reads
 IN_FLIGHT_PER_CPU = 2  # tasks queued per CPU: the next batch is ready when one ends
 MAX_RETRIES = 3  # reruns of a task whose worker process died
+CONNECT_TIMEOUT = 10.0  # seconds to reach a Ray cluster's head before giving up
 INSTALL_HINT = "--ray needs Ray: pip install 'tensorfile[ray]'"
 
 
@@ -37,6 +41,13 @@ def import_ray() -> Any:
     except ImportError:
         raise UsageError(INSTALL_HINT) from None
     return ray
+
+
+def check(address: str) -> None:
+    """Fail early, before anything is listed or written: Ray missing, or an address unreachable."""
+    import_ray()
+    if address != "local":
+        _reachable(address)
 
 
 def run_ray(
@@ -73,11 +84,25 @@ def _init(ray: Any, address: str, jobs: int | None) -> None:
         if address == "local":
             ray.init(num_cpus=jobs or os.cpu_count() or 1, **quiet)
         else:
+            _reachable(address)
             ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot start or join Ray at {address!r}: {text}") from None
     _notices_to_stderr()
+
+
+def _reachable(address: str) -> None:
+    """A host:port address is probed first: ray.init retries a dead one for minutes."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"a Ray address is host:port, ray://host:port or auto, not {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach Ray at {address!r} ({exc.strerror or exc})") from None
 
 
 def _notices_to_stderr() -> None:

@@ -84,9 +84,9 @@ def run_zoo(
     """`ray`: None runs serially or on our local pool (`jobs`); "local" starts a one-node Ray on
     this machine (`jobs` CPUs, default its cores); any other text is a Ray cluster's address."""
     if ray is not None:
-        from .ray_runner import import_ray
+        from .ray_runner import check
 
-        import_ray()  # a missing extra is a one-line error (exit 2) before anything is listed
+        check(ray)  # no Ray or no cluster there: a one-line error (exit 2) before anything is listed
     options = options or {}
     results = Results(out, resume)
     summary = Summary(verb, out)
