@@ -1,7 +1,8 @@
 """Zoo runs on a one-node local Ray (this machine's 2 CPUs): the records are the serial run's,
 file by file, from a local folder and from a local S3 (moto's server on 127.0.0.1); a Ray worker
 killed mid-task (SIGKILL) is retried and changes nothing, and nothing is counted twice; a task
-that dies every time turns its files into error records; Ray's log noise stays off stdout.
+that dies every time turns its files into error records; Ray's log noise stays off stdout; no
+Ray installed, or a Ray address nobody answers, is a one-line error (exit 2 from the CLI).
 
 Ray is started once for the module (about 5 s); the zoo is 200 seeded files of mixed formats.
 """
@@ -256,3 +257,24 @@ def test_ray_started_by_the_run_keeps_stdout_clean(zoo: Path, tmp_path: Path) ->
     assert proc.stdout == b""
     assert f"processed={files}".encode() in proc.stderr
     assert len(_records(out)) == files
+
+
+def test_cli_ray_without_ray_installed_is_one_line_exit_2(zoo: Path, tmp_path: Path) -> None:
+    """`scan --ray` where `import ray` fails (a stand-in package that raises ImportError)."""
+    fake = tmp_path / "fake" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tensorfile", "scan", str(zoo), "--out", str(out), "--ray"],
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(fake.parent)},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    expected = "tensorfile: error: --ray needs Ray: pip install 'tensorfile[ray]'"
+    assert proc.stderr.decode().splitlines() == [expected]
+    assert proc.stdout == b""
+    assert not out.exists()
