@@ -10,8 +10,9 @@ side by side in one run, every row a fresh process, median of --runs after one w
   per type  llama-quantize f32.gguf out.gguf TYPE  vs  tensorfile convert f32.gguf out.gguf --quant TYPE
             (f32.gguf: the converter's --outtype f32 file, which tensorfile writes byte for byte)
 
-llama-quantize runs with its default threads (all cores), tensorfile with its default workers
-(all cores). Peak anonymous memory is sampled from /proc every 5 ms over the whole process tree
+llama-quantize runs with its default threads (all cores), tensorfile with its defaults: the
+compiled kernel's threads in one process (all cores), or without the kernel one numpy worker
+process per core. Peak anonymous memory is sampled from /proc every 5 ms over the whole process tree
 (tensorfile's quantizing workers included). Every tensorfile output is checked sha256-equal to
 llama.cpp's. Input pages are read through before each run (warm numbers). Needs the referee of
 bench/llamacpp.py.
@@ -117,8 +118,8 @@ def _tree(pid: int) -> list[int]:
     while todo:
         p = todo.pop()
         out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # the process may end while it is being read
+            for task in Path(f"/proc/{p}/task").glob("*/children"):
                 todo += [int(c) for c in task.read_text().split()]
     return out
 

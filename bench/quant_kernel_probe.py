@@ -1,13 +1,12 @@
-"""How fast would a compiled kernel make the slowest numpy quantizer? A measured probe, not product.
+"""Per-core speed of the compiled quantizers (quants/_kernel.c) beside ggml's own reference code.
 
-Q3_K's make_q3_quants refines each sub-block's levels one value at a time (each step reads the
-sums the previous one wrote), so numpy can only run it as 16 x 5 dependent steps over vectors of
-sub-blocks. This probe compiles that one function with numba (a strict-IEEE float32 port, no
-fastmath) and plugs it into tensorfile's numpy Q3_K pipeline, then compares speed and bytes with
-tensorfile's numpy path and ggml's own quantize_row_q3_K_ref (bench/ggml_ref.py, one thread):
+For every type, on one 2048 x 4096 float32 matrix (N(0, 0.02), 32 MB), one thread each, median
+of --repeat: ggml's quantize_row_*_ref through libggml-base (bench/ggml_ref.py, the llama.cpp
+referee of bench/llamacpp.py), tensorfile's kernel in each variant this CPU runs (AVX2 and the
+4-lane baseline), then the kernel on all cores, and tensorfile's numpy quantizers; every output
+is checked byte-equal to ggml's.
 
-    .venv/bin/pip install numba==0.68.0   # not a tensorfile dependency
-    .venv/bin/python bench/quant_kernel_probe.py [--rows 1024] [--cols 4096] [--repeat 3]
+    .venv/bin/python bench/quant_kernel_probe.py [--rows 2048] [--cols 4096] [--repeat 3] [--types Q4_K,Q6_K]
 """
 
 from __future__ import annotations
@@ -17,95 +16,23 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("TENSORFILE_QUANT_THREADS", "1")  # per-core numbers on every side
+os.environ.setdefault("TENSORFILE_QUANT_THREADS", "1")  # the numpy quantizers on one core too
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import numba  # noqa: E402
-
 import ggml_ref  # noqa: E402
-from tensorfile.convert.quants import q3_k, qx  # noqa: E402
-from tensorfile.convert.quants import quantize as tf_quantize  # noqa: E402
+from tensorfile.convert.quants import QUANT_TYPES, kernel, numpy_quantizer  # noqa: E402
 
 F32 = np.float32
 
 
-@numba.njit(cache=True)
-def _nearest_int(f: np.float32) -> int:
-    # ggml's bit trick (add 1.5 * 2^23, keep the mantissa) is round-half-even for |f| < 2^22,
-    # which is every value here with finite input (levels are clamped to a few units)
-    return int(np.rint(f))
-
-
-@numba.njit(cache=True)
-def _make_q3_quants_rmse(xs: np.ndarray, nmax: int, scale: np.ndarray, levels: np.ndarray) -> None:
-    """ggml's make_q3_quants(16, nmax, x, L, true) for each row of xs (m, n); levels (n, m)."""
-    m, n = xs.shape
-    x = xs.T
-    for c in range(m):
-        amax = F32(0.0)
-        mx = F32(0.0)
-        for i in range(n):
-            ax = abs(x[i, c])
-            if ax > amax:
-                amax = ax
-                mx = x[i, c]
-        if not amax >= F32(1e-15):  # GROUP_MAX_EPS
-            for i in range(n):
-                levels[i, c] = 0
-            scale[c] = F32(0.0)
-            continue
-        iscale = F32(-nmax) / mx
-        sumlx = F32(0.0)
-        suml2 = F32(0.0)
-        for i in range(n):
-            v = _nearest_int(F32(iscale * x[i, c]))
-            v = max(-nmax, min(nmax - 1, v))
-            levels[i, c] = v
-            w = F32(x[i, c] * x[i, c])
-            lf = F32(v)
-            sumlx = F32(sumlx + F32(F32(w * x[i, c]) * lf))
-            suml2 = F32(suml2 + F32(F32(w * lf) * lf))
-        for _ in range(5):
-            changed = 0
-            for i in range(n):
-                xi = x[i, c]
-                w = F32(xi * xi)
-                li = F32(levels[i, c])
-                slx = F32(sumlx - F32(F32(w * xi) * li))
-                if slx > F32(0.0):
-                    sl2 = F32(suml2 - F32(F32(w * li) * li))
-                    new_l = _nearest_int(F32(F32(xi * sl2) / slx))
-                    new_l = max(-nmax, min(nmax - 1, new_l))
-                    if new_l != levels[i, c]:
-                        nf = F32(new_l)
-                        slx = F32(slx + F32(F32(w * xi) * nf))
-                        sl2 = F32(sl2 + F32(F32(w * nf) * nf))
-                        if sl2 > F32(0.0) and F32(F32(slx * slx) * suml2) > F32(F32(sumlx * sumlx) * sl2):
-                            levels[i, c] = new_l
-                            sumlx = slx
-                            suml2 = sl2
-                            changed += 1
-            if changed == 0:
-                break
-        for i in range(n):
-            levels[i, c] += nmax
-        scale[c] = F32(sumlx / suml2) if suml2 > F32(0.0) else F32(0.0)
-
-
-def compiled_make_q3_quants_rmse(x: np.ndarray, nmax: int, finite: bool) -> tuple[np.ndarray, np.ndarray]:
-    scale = np.empty(x.shape[1], dtype=F32)
-    levels = np.empty(x.shape, dtype=np.int16)
-    _make_q3_quants_rmse(np.ascontiguousarray(x.T, dtype=F32), nmax, scale, levels)
-    return scale, levels
-
-
-def rate(fn, x: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
+def rate(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:
     times, out = [], None
     for _ in range(repeat):
         t = time.perf_counter()
@@ -116,27 +43,41 @@ def rate(fn, x: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:  # type: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1024)
+    ap.add_argument("--rows", type=int, default=2048)
     ap.add_argument("--cols", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--types", default=",".join(QUANT_TYPES))
     args = ap.parse_args()
+    if not kernel.built():
+        raise SystemExit("the compiled quantizers are not built (pip install -e .)")
+    if not ggml_ref.available():
+        raise SystemExit("libggml-base.so not built: run bench/llamacpp.py first")
     x = np.random.default_rng(0).standard_normal((args.rows, args.cols), dtype=F32) * F32(0.02)
-    ggml_rate, ggml_bytes = rate(lambda a: ggml_ref.quantize(a, "Q3_K"), x, args.repeat)
-    numpy_rate, numpy_bytes = rate(lambda a: tf_quantize(a, "Q3_K"), x, args.repeat)
-    compiled_make_q3_quants_rmse(x[:1, :256].reshape(16, 16), 4, True)  # compile outside the timing
-    original = q3_k.make_q3_quants_rmse
-    q3_k.make_q3_quants_rmse = compiled_make_q3_quants_rmse
-    try:
-        compiled_rate, compiled_bytes = rate(lambda a: tf_quantize(a, "Q3_K"), x, args.repeat)
-    finally:
-        q3_k.make_q3_quants_rmse = original
-    assert qx.make_q3_quants_rmse is original
-    print(f"Q3_K on {x.nbytes / 1e6:.0f} MB of float32, one thread each, median of {args.repeat}:")
-    print(f"  ggml quantize_row_q3_K_ref     {ggml_rate:7.0f} MB/s")
-    same = np.array_equal(numpy_bytes, ggml_bytes)
-    print(f"  tensorfile numpy               {numpy_rate:7.0f} MB/s  same bytes as ggml: {same}")
-    same = np.array_equal(compiled_bytes, ggml_bytes)
-    print(f"  numpy + numba make_q3_quants   {compiled_rate:7.0f} MB/s  same bytes as ggml: {same}")
+    cores = kernel.usable_cores()
+    isas = kernel.isas()
+    print(f"{x.nbytes / 1e6:.0f} MB of float32, MB/s, median of {args.repeat}; same = bytes equal ggml's")
+    head = " | ".join(f"kernel {i} 1T" for i in isas)
+    print(f"| type | ggml ref 1T | {head} | kernel {cores}T | numpy 1T | best 1T / ggml | same |")
+    print("|---|---:|" + "---:|" * (len(isas) + 3) + "---|")
+    for t in args.types.split(","):
+        ggml_rate, want = rate(lambda a, t=t: ggml_ref.quantize(a, t), x, args.repeat)
+        same = True
+        per_isa = []
+        for isa in isas:
+            r, got = rate(lambda a, t=t, isa=isa: kernel.quantize_rows(a, t, 1, isa), x, args.repeat)
+            per_isa.append(r)
+            same &= np.array_equal(got, want)
+        all_rate, got = rate(lambda a, t=t: kernel.quantize_rows(a, t, cores), x, args.repeat)
+        same &= np.array_equal(got, want)
+        numpy_rate, got = rate(numpy_quantizer(t), x, 1)
+        same &= np.array_equal(got, want)
+        cells = " | ".join(f"{r:.0f}" for r in per_isa)
+        ratio = max(per_isa) / ggml_rate
+        print(
+            f"| {t} | {ggml_rate:.0f} | {cells} | {all_rate:.0f} | {numpy_rate:.0f} | {ratio:.1f}× | "
+            f"{'yes' if same else 'NO'} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
