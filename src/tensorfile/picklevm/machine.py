@@ -1,47 +1,13 @@
-"""A non-executing pickle reader that reads the opcode program exactly as CPython's C unpickler does.
-
-It runs the program on a symbolic stack: imports become `Global` records and calls become `Call`
-records that are never performed. What comes out is the shape of the object the pickle would
-build (dicts, lists, tuples, plain values, and symbolic calls), plus the list of globals it would
-import and the calls it would make. `tensorfile` uses this for PyTorch checkpoints, joblib files
-and plain pickles, and the scanner uses the same records.
-
-The reference is `Modules/_pickle.c`, the unpickler behind `pickle.load` and `torch.load` (the
-pure-Python `pickle._Unpickler` differs in places; where they disagree this follows C): arguments
-are parsed as C parses them (`pickle_c`), PROTO may come anywhere and changes how later names
-resolve (below protocol 3 Python 2 names go through `_compat_pickle`, dotted names need 4), and
-each stack operation fails exactly where C's fails on plain values (SETITEM on a list works,
-ADDITEMS on a list does not, an unhashable key stops the load).
-
-What an imported object *is* cannot be known without importing it, so the model is CPython's
-unpickler with every global an inert stand-in: a class whose instances accept any call, item or
-attribute. Where a real object could get further than the stand-in (a call whose result is used as
-the argument tuple, a computed STACK_GLOBAL name, an unregistered EXT code, a frame that claims
-more bytes than the file has), the reading records where CPython with stand-ins stops
-(`cpython_stop`) and carries on, fail closed: what lies beyond is still read and judged.
-`Global.asked` says whether C's `find_class` is called for that global in the model; the
-differential tests (tests/test_pickle_differential.py) hold this reader to CPython's own
-unpickler on that.
-
-Frames: by default the bytes are read as one run, as `pickle.loads` and `pickle.load` on a file
-do; `drop_frame_tails` reads them as C reads a stream without peek() (torch.load's zip records),
-where a read past a frame's end drops the rest of the frame. The two differ only where frame and
-opcode boundaries disagree, and every such place is recorded as a `Differential`: no pickler
-writes them.
-"""
+"""The opcode loop: one pickle program run on a symbolic stack, as `Modules/_pickle.c` runs it."""
 
 from __future__ import annotations
 
-import io
-import pickle
-import pickletools
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import FormatError
-from .pickle_c import (
+from ..errors import FormatError
+from ..pickle_c import (
     SSIZE_MAX,
     FrameBuffer,
     bytes_exist,
@@ -54,206 +20,39 @@ from .pickle_c import (
     resolve_name,
     string_arg,
 )
-from .pickle_c import Broken as _Broken
+from ..pickle_c import Broken as _Broken
+from .plain import (
+    OPAQUE,
+    accepts,
+    assign_index,
+    build_plain,
+    c_key,
+    extend_bytearray,
+    hashable_key,
+    put,
+    readonly,
+    show,
+)
+from .records import Call, Differential, Global, LargeValue, PersistentRef, PickleResult, RawDataHook, finish
 
-
-@dataclass(eq=False)
-class Global:
-    """A name the pickle imports (GLOBAL, STACK_GLOBAL, INST, EXT).
-
-    `module`/`name` are as written; `resolved_module`/`resolved_name` are what CPython's find_class
-    imports, after the Python 2 name mapping that applies below protocol 3.
-    """
-
-    module: str
-    name: str
-    position: int = -1
-    computed: bool = False  # STACK_GLOBAL fed something other than two strings (an evasion)
-    resolved_module: str = ""
-    resolved_name: str = ""
-    protocol: int = 0  # the protocol in force when it was read (PROTO may change mid-stream)
-    asked: bool = True  # CPython's C unpickler calls find_class(module, name) for it
-    resolves: bool = True  # ... and find_class returns an object (a stand-in) for it
-
-    def __post_init__(self) -> None:
-        if not self.resolved_module and not self.resolved_name:
-            self.resolved_module, self.resolved_name = self.module, self.name
-
-    @property
-    def qualname(self) -> str:
-        return f"{self.module}.{self.name}"
-
-    @property
-    def resolved_qualname(self) -> str:
-        return f"{self.resolved_module}.{self.resolved_name}"
-
-    def __repr__(self) -> str:
-        return f"Global({self.qualname})"
-
-
-@dataclass(eq=False)
-class Call:
-    """A call the pickle would make: `func(*args)`, then attribute/item updates."""
-
-    func: Any
-    args: tuple[Any, ...]
-    kind: str  # reduce | newobj | newobj_ex | inst | obj | build | setitems | appends | additems
-    position: int = -1
-    kwargs: dict[Any, Any] | None = None
-    state: Any = None  # from BUILD (__setstate__ or __dict__ update)
-    items: dict[Any, Any] = field(default_factory=dict)  # from SETITEM(S) on the result
-    list_items: list[Any] = field(default_factory=list)  # from APPEND(S) on the result
-
-    @property
-    def func_name(self) -> str:
-        return self.func.qualname if isinstance(self.func, Global) else type(self.func).__name__
-
-    def __repr__(self) -> str:
-        return f"Call({self.func_name}, {len(self.args)} args)"
-
-
-@dataclass(eq=False)
-class PersistentRef:
-    """A persistent id (PERSID/BINPERSID): PyTorch uses these to point at tensor storages."""
-
-    pid: Any
-    position: int = -1
-
-
-@dataclass(frozen=True)
-class Differential:
-    """A place where readers of the same bytes disagree about what the program is."""
-
-    position: int
-    kind: str  # frame-straddle | frame-nested | frame-overrun | frame-past-stop
-    detail: str
-
-
-@dataclass
-class PickleResult:
-    value: Any
-    globals: list[Global]
-    calls: list[Call]
-    persistent_refs: list[PersistentRef]
-    protocol: int
-    end: int  # byte offset just past STOP (or where a lenient read broke off)
-    opcode_count: int
-    error: str | None = None  # lenient reads only: why the program broke off
-    # Where CPython's unpickler, with every global an inert stand-in, raises although this reading
-    # went on (fail closed). None when it gets as far as this reading does.
-    cpython_stop: str | None = None
-    cpython_stop_at: int = -1
-    differentials: list[Differential] = field(default_factory=list)
-    # The read stopped at the opcode budget (`max_opcodes`), not at a fault of the program: what
-    # lies past `end` was never read, so the program is unjudged from there on.
-    budget_exhausted: bool = False
-
-    def asked(self) -> list[Global]:
-        """The globals CPython's find_class is asked for, in order (EXT codes and computed names
-        never reach it; nothing past `cpython_stop` does)."""
-        return [g for g in self.globals if g.asked]
-
-
-@dataclass(eq=False)
-class LargeValue:
-    """A bytes or str payload too large to hold: where it lies in the stream, and its first bytes.
-
-    Big raw pickles are mostly array bytes; skipping them keeps memory flat, and the head is
-    enough to tell whether the payload is itself a pickle (the scanner looks inside those).
-    """
-
-    kind: str  # bytes | bytearray | str | int
-    offset: int
-    length: int
-    head: bytes
-
-    def __repr__(self) -> str:
-        return f"LargeValue({self.kind}, {self.length} bytes at {self.offset})"
-
-
-# The opcode budget of one program: a longer one is read this far and reported as not read whole.
-MAX_OPCODES = 50_000_000
 LARGE_VALUE = 1 << 20  # payloads above this many bytes are skipped over, not read
 HEAD_KEEP = 256
 MAX_LINE = LARGE_VALUE  # protocol-0 text arguments are read whole up to this length
-# C's memo is an array sized from the largest index written (2 slots per index): above this index
-# the allocation (256 MiB) is refused on a small machine and may succeed on a big one.
-CPYTHON_MEMO_LIMIT = 1 << 24
 _HIGHEST_PROTOCOL = 5
-# Values whose behaviour the reader cannot know: an imported object (a stand-in class in the model),
-# the result of a call, a persistent id's object.
-_OPAQUE = (Global, Call, PersistentRef)
-
-# identify and then inspect both read a checkpoint's data.pkl: the last big result is kept, keyed
-# by the bytes themselves. Results are never modified by their readers, so sharing one is safe.
-_CACHE_MIN = 4096
-_last: tuple[bytes, int, PickleResult] | None = None
-
-
-def read_pickle(data: bytes | memoryview, *, name: str = "<pickle>", offset: int = 0) -> PickleResult:
-    """Run one pickle program starting at `offset` of `data`, symbolically, up to its STOP."""
-    global _last
-    cacheable = isinstance(data, bytes) and len(data) >= _CACHE_MIN
-    if cacheable and _last is not None and _last[1] == offset and _last[0] == data:
-        return _last[2]
-    stream = io.BytesIO(data)
-    stream.seek(offset)
-    result = _run(stream, name)
-    if cacheable:
-        _last = (data, offset, result)  # type: ignore[assignment]
-    return result
-
-
-# Called after BUILD on any object: joblib writes raw array bytes right after its array wrapper,
-# and the hook may consume them from the stream before opcodes resume.
-RawDataHook = Callable[[Call, Any], None]
-
-
-def read_pickle_stream(
-    stream: Any, *, name: str = "<pickle>", raw_data_hook: RawDataHook | None = None
-) -> PickleResult:
-    """Run one pickle program from a file-like stream (read, readline, tell, seek)."""
-    return _run(stream, name, raw_data_hook)
-
-
-def read_pickle_lenient(
-    stream: Any,
-    *,
-    name: str = "<pickle>",
-    raw_data_hook: RawDataHook | None = None,
-    drop_frame_tails: bool = False,
-    max_opcodes: int | None = None,
-) -> PickleResult:
-    """Like `read_pickle_stream`, but a broken program still returns what was seen before the break.
-
-    For the scanner: a payload placed before deliberately invalid bytes still runs when the
-    real unpickler reaches it, so the globals and calls up to the break matter. `error` says
-    where and why it broke off; `value` is then None.
-
-    By default the bytes are read as one run, as `pickle.loads` and `pickle.load` on a file do.
-    `drop_frame_tails` reads them as C's unpickler reads a stream without peek() (io.BytesIO,
-    torch.load's zip records): the two differ only where frame and opcode boundaries disagree.
-    `max_opcodes` (default `MAX_OPCODES`) bounds the work: past it the result has
-    `budget_exhausted` set and `error` says how far the read got.
-    """
-    return _run(
-        stream, name, raw_data_hook, lenient=True, drop_frame_tails=drop_frame_tails, max_opcodes=max_opcodes
-    )
-
 
 _SIMPLE_CONSTANTS = {b"N": None, b"\x88": True, b"\x89": False}
 _EMPTY_FACTORIES: dict[bytes, Callable[[], Any]] = {b"}": dict, b"]": list, b"\x8f": set}
 _EXT_WIDTH = {b"\x82": 1, b"\x83": 2, b"\x84": 4}
 
 
-def _run(
+def run(
     stream: Any,
     name: str,
     raw_data_hook: RawDataHook | None = None,
     *,
     lenient: bool = False,
     drop_frame_tails: bool = False,
-    max_opcodes: int | None = None,
+    max_opcodes: int,
 ) -> PickleResult:
     """The opcode loop. Stack discipline follows CPython's _pickle: pops never cross the last MARK."""
     raw_stream = stream
@@ -275,7 +74,7 @@ def _run(
     frame_end = -1  # end of the frame being read, -1 outside frames
     protocol = 0
     count = 0
-    budget = MAX_OPCODES if max_opcodes is None else max_opcodes
+    budget = max_opcodes
     exhausted = False
     stop: list[Any] = [None, -1]  # cpython_stop, cpython_stop_at
     unpack_from = struct.unpack
@@ -364,17 +163,17 @@ def _run(
             raise _Broken("odd number of items for SETITEMS")
         if isinstance(target, dict):
             for k, v in zip(pairs[::2], pairs[1::2], strict=True):
-                target[_c_key(k)] = v
+                target[c_key(k)] = v
         elif isinstance(target, Call):
             for k, v in zip(pairs[::2], pairs[1::2], strict=True):
-                target.items[_hashable(k)] = v
+                target.items[hashable_key(k)] = v
         elif isinstance(target, Global):
             mutate(target, "setitems", pos, pairs)
         elif isinstance(target, PersistentRef):
             pass
         elif isinstance(target, (list, bytearray)):
             for k, v in zip(pairs[::2], pairs[1::2], strict=True):
-                _assign_index(target, k, v, soft, pos)
+                assign_index(target, k, v, soft, pos)
         else:
             raise _Broken(f"'{type(target).__name__}' object does not support item assignment")
 
@@ -390,7 +189,7 @@ def _run(
         elif isinstance(target, PersistentRef):
             pass
         elif isinstance(target, bytearray):
-            _extend_bytearray(target, values, soft, pos)
+            extend_bytearray(target, values, soft, pos)
         else:
             raise _Broken(f"'{type(target).__name__}' object has no attribute 'append'")
 
@@ -398,7 +197,7 @@ def _run(
         if not values:
             return
         if isinstance(target, set):
-            target.update(_c_key(v) for v in values)
+            target.update(c_key(v) for v in values)
         elif isinstance(target, Call):
             target.list_items.extend(values)
         elif isinstance(target, Global):
@@ -443,12 +242,12 @@ def _run(
                 except (KeyError, ValueError, TypeError, OverflowError) as exc:
                     raise _Broken(f"raw data after {target.func_name} cannot be read: {exc}") from None
             return
-        if isinstance(target, _OPAQUE):
+        if isinstance(target, OPAQUE):
             # BUILD on an imported object or a persistent object: its __setstate__ or __dict__ is
             # changed (setattr on a class or module is a known bypass), recorded as a call.
             calls.append(Call(Global("builtins", "setstate"), (target, state), "build", pos))
             return
-        _build_plain(state, soft, pos)
+        build_plain(state, soft, pos)
 
     try:
         while True:
@@ -501,9 +300,9 @@ def _run(
                 elif code == b"d":
                     if len(items) % 2:
                         raise _Broken("odd number of items for DICT")
-                    stack.append({_c_key(k): v for k, v in zip(items[::2], items[1::2], strict=True)})
+                    stack.append({c_key(k): v for k, v in zip(items[::2], items[1::2], strict=True)})
                 else:
-                    stack.append(frozenset(_c_key(v) for v in items))
+                    stack.append(frozenset(c_key(v) for v in items))
             elif code == b"\x94":  # MEMOIZE: the next free slot is the number of slots written
                 if len(stack) <= fence:
                     raise _Broken("stack underflow")
@@ -514,9 +313,9 @@ def _run(
                     raise _Broken("stack underflow")
                 args = stack.pop()
                 func = stack[-1]
-                if not isinstance(func, _OPAQUE):
+                if not isinstance(func, OPAQUE):
                     raise _Broken(f"'{type(func).__name__}' object is not callable")
-                accepted = _accepts(args, tuple)
+                accepted = accepts(args, tuple)
                 if accepted is False:
                     raise _Broken("argument list must be a tuple")
                 if accepted is None:
@@ -539,7 +338,7 @@ def _run(
                     # C raises "STACK_GLOBAL requires str"; a value computed while loading may be one,
                     # and any other operand is a crafted stream: recorded as a computed import.
                     soft("STACK_GLOBAL is not given two strings", pos)
-                    stack.append(new_global(_show(module), _show(attr), pos, computed=True))
+                    stack.append(new_global(show(module), show(attr), pos, computed=True))
             elif code in _SIMPLE_CONSTANTS:
                 stack.append(_SIMPLE_CONSTANTS[code])
             elif code == b")":
@@ -611,9 +410,9 @@ def _run(
                 args = stack.pop()
                 cls = stack[-1]
                 checks = [
-                    _accepts(cls, Global),
-                    _accepts(args, tuple),
-                    _accepts(kwargs, dict) if ex else True,
+                    accepts(cls, Global),
+                    accepts(args, tuple),
+                    accepts(kwargs, dict) if ex else True,
                 ]
                 if False in checks:
                     raise _Broken("NEWOBJ needs a class, an argument tuple (and a keyword dict)")
@@ -652,7 +451,7 @@ def _run(
                 if framing is not None and framing.end > end:
                     end = framing.end  # C has read the frame's rest: the next load starts after it
                     raw_stream.seek(end)
-                return _result(value, globals_, calls, refs, protocol, end, count, None, stop, diffs)
+                return finish(value, globals_, calls, refs, protocol, end, count, None, stop, diffs)
             elif code == b"0":  # POP
                 if marks and marks[-1] == len(stack):  # a MARK on top: POP removes it, as C's does
                     pop_mark()
@@ -671,7 +470,7 @@ def _run(
                 items = pop_mark()
                 if not items:
                     raise _Broken("stack underflow")
-                if not isinstance(items[0], _OPAQUE):
+                if not isinstance(items[0], OPAQUE):
                     raise _Broken(f"'{type(items[0]).__name__}' object is not callable")
                 stack.append(make_call(items[0], items[1:], "obj", pos))
             elif code == b"i":  # INST: the MARK is taken before the names are read
@@ -763,7 +562,7 @@ def _run(
             elif code == b"\x98":  # READONLY_BUFFER
                 if len(stack) <= fence:
                     raise _Broken("stack underflow")
-                stack[-1] = _readonly(stack[-1], soft, tell() - 1)
+                stack[-1] = readonly(stack[-1], soft, tell() - 1)
             elif not code:
                 raise _Broken("ends without STOP: truncated")
             else:
@@ -781,117 +580,10 @@ def _run(
     if lenient:
         end = tell()
         _check_frames(raw_stream, frames, end, diffs, stop)
-        result = _result(None, globals_, calls, refs, protocol, end, count, message, stop, diffs)
+        result = finish(None, globals_, calls, refs, protocol, end, count, message, stop, diffs)
         result.budget_exhausted = exhausted
         return result
     raise FormatError(message, name)
-
-
-def _result(
-    value: Any,
-    globals_: list[Global],
-    calls: list[Call],
-    refs: list[PersistentRef],
-    protocol: int,
-    end: int,
-    count: int,
-    error: str | None,
-    stop: list[Any],
-    diffs: list[Differential],
-) -> PickleResult:
-    if stop[0] is not None:
-        for g in globals_:
-            if g.position > stop[1]:
-                g.asked = False
-    return PickleResult(value, globals_, calls, refs, protocol, end, count, error, stop[0], stop[1], diffs)
-
-
-def _accepts(value: Any, types: type | tuple[type, ...]) -> bool | None:
-    """True when C's type check passes, None when only a real object could pass it, else False."""
-    if isinstance(value, types):
-        return True
-    return None if isinstance(value, _OPAQUE) else False
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else repr(value)
-
-
-def put(memo: dict[int, Any], slot: int, value: Any, soft: Callable[[str, int], None], pos: int) -> None:
-    if slot >= CPYTHON_MEMO_LIMIT:
-        soft(f"memo slot {slot}: CPython first allocates a memo of {2 * slot} entries", pos)
-    memo[slot] = value
-
-
-def _readonly(value: Any, soft: Callable[[str, int], None], pos: int) -> Any:
-    """READONLY_BUFFER: a memoryview of a bytes-like value (a bytearray becomes read-only)."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, LargeValue) and value.kind in ("bytes", "bytearray"):
-        return LargeValue("bytes", value.offset, value.length, value.head)
-    if isinstance(value, _OPAQUE):
-        soft("READONLY_BUFFER on a value computed while loading", pos)
-        return value
-    raise _Broken(f"memoryview: a bytes-like object is required, not '{type(value).__name__}'")
-
-
-def _byte_value(value: Any, soft: Callable[[str, int], None], pos: int) -> int | None:
-    if isinstance(value, _OPAQUE):
-        soft("a byte computed while loading", pos)
-        return None
-    if not isinstance(value, int) or not 0 <= value < 256:
-        raise _Broken("byte must be in range(0, 256)")
-    return value
-
-
-def _assign_index(
-    target: list[Any] | bytearray, index: Any, value: Any, soft: Callable[[str, int], None], pos: int
-) -> None:
-    """SETITEM on a list or bytearray: C calls target[index] = value."""
-    if isinstance(index, _OPAQUE):
-        soft("an index computed while loading", pos)
-        return
-    if not isinstance(index, int):
-        raise _Broken(f"{type(target).__name__} indices must be integers")
-    if not -len(target) <= index < len(target):
-        raise _Broken(f"{type(target).__name__} assignment index out of range")
-    if isinstance(target, bytearray):
-        byte = _byte_value(value, soft, pos)
-        if byte is not None:
-            target[index] = byte
-    else:
-        target[index] = value
-
-
-def _extend_bytearray(
-    target: bytearray, values: list[Any], soft: Callable[[str, int], None], pos: int
-) -> None:
-    """APPEND(S) on a bytearray: C calls its extend(), which takes integers 0-255."""
-    for value in values:
-        byte = _byte_value(value, soft, pos)
-        if byte is not None:
-            target.append(byte)
-
-
-def _build_plain(state: Any, soft: Callable[[str, int], None], pos: int) -> None:
-    """BUILD on a plain value (no __setstate__, no __dict__): C accepts only a state of None, or
-    (None, {}) - anything else fails, unless a value computed while loading might be None."""
-    if state is None:
-        return
-    if isinstance(state, _OPAQUE):
-        soft("BUILD is given a state computed while loading", pos)
-        return
-    if not (isinstance(state, tuple) and len(state) == 2):
-        raise _Broken("BUILD on a plain value with a state it cannot take")
-    inner, slots = state
-    if isinstance(inner, _OPAQUE) or isinstance(slots, _OPAQUE):
-        soft("BUILD is given a state computed while loading", pos)
-    if inner is not None and not isinstance(inner, _OPAQUE):
-        raise _Broken("BUILD on a plain value with a state it cannot take")
-    if not isinstance(slots, (dict, *_OPAQUE)) or (isinstance(slots, dict) and slots):
-        raise _Broken("BUILD on a plain value with a slot state it cannot take")
 
 
 def _check_frames(
@@ -908,142 +600,3 @@ def _check_frames(
         if stop[0] is None or stop[1] > pos:
             stop[0], stop[1] = "FRAME claims more bytes than the data holds", pos
         break
-
-
-_ATOMS = (str, int, float, complex, bytes, bool, type(None), Global, PersistentRef, LargeValue, Call)
-MAX_KEY_DEPTH = 64
-
-
-def _hashable(key: Any) -> Any:
-    """`key` if it can be a dict/set key, else a stand-in string.
-
-    CPython hashes nested tuples recursively in C with no depth check, so a pickle that builds a
-    tuple 200,000 levels deep and uses it as a key would crash the interpreter; such keys (and
-    repr of them) are never attempted.
-    """
-    if isinstance(key, _ATOMS):
-        return key
-    if isinstance(key, (tuple, frozenset)) and _depth(key, MAX_KEY_DEPTH) <= MAX_KEY_DEPTH:
-        try:
-            hash(key)
-        except TypeError:
-            return f"<unhashable {type(key).__name__}>"
-        return key
-    return f"<unhashable {type(key).__name__}>"
-
-
-def _c_key(value: Any) -> Any:
-    """`value` as a dict or set key, or the TypeError C's hashing raises for it."""
-    if isinstance(value, (list, dict, set, bytearray)) or (
-        isinstance(value, LargeValue) and value.kind == "bytearray"
-    ):
-        raise _Broken(f"unhashable type: '{type(value).__name__}'")
-    if isinstance(value, (tuple, frozenset)):
-        if _depth(value, MAX_KEY_DEPTH) > MAX_KEY_DEPTH:
-            return f"<unhashable {type(value).__name__}>"
-        try:
-            hash(value)
-        except TypeError as exc:
-            raise _Broken(str(exc)) from None
-    return value
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of tuples/frozensets in `value`, counted only up to `limit` + 1."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if level > limit:
-            return level
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in item if isinstance(child, (tuple, frozenset)))
-    return deepest
-
-
-def is_pickle_start(head: bytes) -> int | None:
-    """The pickle protocol `head` opens with (0-5), or None when it does not look like a pickle.
-
-    Protocol 2+ pickles open with PROTO n. Protocol 0/1 pickles have no header, so accept only
-    the openings real ones have: MARK, an empty container, or a GLOBAL/INST with a dotted name.
-    """
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return head[1]
-    if not head:
-        return None
-    first = head[:1]
-    if first in (b"}", b"]", b")"):
-        return 1 if len(head) > 1 and head[1:2] in (b"q", b"r", b"(", b".") else None
-    if first in (b"c", b"i"):
-        line = head[1:].split(b"\n", 1)[0]
-        return 0 if 0 < len(line) < 200 and line.replace(b"_", b"").replace(b".", b"").isalnum() else None
-    if (
-        first == b"("
-        and len(head) > 1
-        and head[1:2] in (b"d", b"l", b"t", b"c", b"i", b"S", b"V", b"I", b"(")
-    ):
-        return 0
-    return None
-
-
-def parses_as_pickle(head: bytes, min_opcodes: int = 3) -> bool:
-    """Whether `head` decodes as pickle opcodes up to STOP or up to where it is cut short."""
-    count = 0
-    try:
-        for opcode, arg, _pos in pickletools.genops(io.BytesIO(head)):
-            if opcode.name == "PROTO" and isinstance(arg, int) and arg > pickle.HIGHEST_PROTOCOL:
-                # pickle.load refuses the stream right here ("unsupported pickle protocol"): what
-                # came before is all that could run. Raw bf16 1.0 values (80 3F) read this way.
-                return count >= min_opcodes
-            count += 1
-            if opcode.name == "STOP":
-                return True
-    except ValueError as exc:
-        # genops says "unknown opcode"/"invalid ..." for garbage, anything else is a cut-short
-        # read. joblib writes raw array bytes between opcodes, so a long valid prefix counts.
-        text = str(exc)
-        if "unknown" in text or "invalid" in text or "no newline" in text:
-            return count >= 16
-        return count >= min_opcodes
-    except (EOFError, UnicodeDecodeError):
-        return count >= min_opcodes
-    return count >= min_opcodes
-
-
-def scan_globals(data: bytes, limit: int = 1 << 20) -> list[str]:
-    """The globals a pickle names in its first `limit` bytes, even when it is cut short.
-
-    For detection only: a truncated head still shows which modules it imports.
-    """
-    names: list[str] = []
-    strings: list[str] = []
-    memo: dict[int, Any] = {}
-    last: Any = None  # value on top of the stack, as far as memo bookkeeping needs it
-    try:
-        for opcode, arg, _pos in pickletools.genops(io.BytesIO(data[:limit])):
-            op = opcode.name
-            if op in ("GLOBAL", "INST"):
-                names.append(str(arg).replace(" ", "."))
-                last = None
-            elif op == "STACK_GLOBAL":
-                if len(strings) >= 2:
-                    names.append(f"{strings[-2]}.{strings[-1]}")
-                last = None
-            elif op.endswith(("UNICODE", "STRING")) and isinstance(arg, str):
-                strings.append(arg)
-                last = arg
-            elif op in ("BINPUT", "LONG_BINPUT", "PUT"):
-                memo[arg] = last
-            elif op == "MEMOIZE":
-                memo[len(memo)] = last
-            elif op in ("BINGET", "LONG_BINGET", "GET"):
-                last = memo.get(arg)
-                if isinstance(last, str):
-                    strings.append(last)
-            elif op == "STOP":
-                break
-            else:
-                last = None
-    except (ValueError, EOFError, UnicodeDecodeError):
-        pass
-    return names
