@@ -111,7 +111,8 @@ def _judged(records: Records, prefix: str = "") -> dict[str, tuple[Any, ...]]:
 
 
 def _without_io(records: Records) -> Records:
-    """A local file's io is the reading process's /proc/self/io delta, so it is compared apart."""
+    """The records less their io: a file and its S3 object are read through different doors (read
+    syscalls on the page cache, range GETs through a block cache), so their costs differ."""
     return {p: {k: v for k, v in r.items() if k != "io"} for p, r in records.items()}
 
 
@@ -119,12 +120,13 @@ def _without_io(records: Records) -> Records:
 def runs(
     zoo: Path, s3: tuple[S3Stand, dict[str, int]], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Records]:
-    """scan of S3 serially and on the pool, and of the folder on the pool."""
+    """scan of S3 serially and on the pool, and of the folder serially and on the pool."""
     stand, _ = s3
     out = tmp_path_factory.mktemp("runs")
     return {
         "s3-serial": _run("scan", [f"s3://{BUCKET}"], out / "s3-1.jsonl", "--jobs", "1", env=stand.env),
         "s3-pool": _run("scan", [f"s3://{BUCKET}"], out / "s3-2.jsonl", "--jobs", "2", env=stand.env),
+        "local-serial": _run("scan", [str(zoo)], out / "local-1.jsonl", "--jobs", "1"),
         "local-pool": _run("scan", [str(zoo)], out / "local-2.jsonl", "--jobs", "2"),
     }
 
@@ -161,6 +163,100 @@ def test_s3_requests_and_bytes_are_recorded_and_bounded(
         if "/big/" in path:
             assert record["verdict"] == "clean"
             assert io["bytes"] <= BIG // 32, (path, io)  # headers, never the whole object
+
+
+def test_local_requests_and_bytes_are_the_files_own(runs: dict[str, Records], zoo: Path) -> None:
+    """A local file's io is its own reads, whatever process read it and whatever it imported
+    first: the serial run (one process, imports on its first files) and the pool (two workers,
+    each importing on other first files) record the same requests and bytes, file by file."""
+    serial, pool = runs["local-serial"], runs["local-pool"]
+    assert len(serial) == ZOO_FILES + 2
+    assert pool == serial  # io included
+    for path, record in serial.items():
+        assert record["io"]["requests"] >= 1, (path, record["io"])
+        if "/big/" in path:  # headers, never the 32 MiB
+            assert record["io"]["bytes"] <= BIG // 32, (path, record["io"])
+
+
+# Each file twice, in a fresh process: the first ONNX, tar and torch zip import their readers.
+_READS_CHILD = """
+import json, os, sys
+from tensorfile.zoo.items import WorkItem
+from tensorfile.zoo.work import process
+
+for path in sys.argv[1:] + sys.argv[1:]:
+    item = WorkItem(path, os.path.getsize(path), None, "local")
+    print(json.dumps([path, process("scan", item, {})["io"]]))
+"""
+
+
+def _kernel_reads(trace: str, paths: list[str]) -> dict[str, dict[str, int]]:
+    """Read syscalls and bytes per path, from an strace of openat, read*, close (one thread)."""
+    import re
+
+    fds: dict[int, str] = {}
+    totals = {p: {"requests": 0, "bytes": 0} for p in paths}
+    for line in trace.splitlines():
+        opened = re.match(r'openat\(AT_FDCWD, "([^"]+)".* = (\d+)$', line)
+        if opened:
+            if opened.group(1) in totals:
+                fds[int(opened.group(2))] = opened.group(1)
+            continue
+        closed = re.match(r"close\((\d+)\)", line)
+        if closed:
+            fds.pop(int(closed.group(1)), None)
+            continue
+        read = re.match(r"(?:read|pread64|readv|preadv2?)\((\d+),.* = (-?\d+)", line)
+        if read and int(read.group(1)) in fds:
+            total = totals[fds[int(read.group(1))]]
+            total["requests"] += 1
+            total["bytes"] += max(0, int(read.group(2)))
+    return totals
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/io").exists(), reason="per-thread io counters are Linux's")
+def test_local_io_is_what_the_kernel_saw_and_the_first_file_is_not_inflated(
+    zoo: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    kinds = ("_onnx.onnx", "_tar_of_models.tar", "_torch_zip.pt", "_npy.npy")
+    files = [str(min(zoo.rglob(f"*{k}"))) for k in kinds]
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    trace = tmp_path / "trace.txt"
+    done = subprocess.run(
+        [
+            "strace",
+            "-qq",
+            "-s",
+            "0",
+            "-e",
+            "trace=openat,close,read,pread64,readv,preadv,preadv2",
+            "-o",
+            str(trace),
+            sys.executable,
+            "-c",
+            _READS_CHILD,
+            *files,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0 and "ptrace" in done.stderr:
+        pytest.skip("ptrace is not allowed here")
+    assert done.returncode == 0, done.stderr
+    first: dict[str, dict[str, int]] = {}
+    totals = {p: {"requests": 0, "bytes": 0} for p in files}
+    for line in done.stdout.splitlines():
+        path, io = json.loads(line)
+        assert first.setdefault(path, io) == io, (path, "first", first[path], "again", io)
+        totals[path] = {k: totals[path][k] + io[k] for k in io}
+    assert totals == _kernel_reads(trace.read_text(), files)  # the file's reads and nothing else
+    npy = files[-1]  # a plain array: its header and data, once
+    assert first[npy]["bytes"] <= os.path.getsize(npy)
 
 
 @pytest.mark.parametrize("verb", ["identify", "inspect"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import TensorfileError
 from .items import WorkItem
+from .meter import Meter
 
 VERBS = ("scan", "inspect", "identify")
 
@@ -27,11 +28,18 @@ def process(verb: str, item: WorkItem, options: dict[str, Any]) -> dict[str, Any
         path = _open(item)
     except TensorfileError as exc:
         return {**record, "verdict": "error", "format": None, "error": exc.message, "io": _zero()}
-    before = _io(path)
-    outcome = _run(verb, path, options)
-    after = _io(path)
+    repo = getattr(path, "repo", None)
+    if repo is None:  # a local file: what this thread read while the verb ran (zoo/meter.py)
+        with Meter() as meter:
+            outcome = _run(verb, path, options)
+        io = meter.counts()
+    else:
+        before = _remote_io(repo)
+        outcome = _run(verb, path, options)
+        after = _remote_io(repo)
+        io = {k: after[k] - before[k] for k in before}
     record.update(outcome)
-    record["io"] = {k: after[k] - before[k] for k in before}
+    record["io"] = io
     return record
 
 
@@ -88,17 +96,8 @@ def _zero() -> dict[str, int]:
     return {"requests": 0, "bytes": 0}
 
 
-def _io(path: Any) -> dict[str, int]:
-    """Requests and bytes so far: a remote path's range fetches (every file of its repo, so a
-    sibling read by identify counts), or for a local file this process's read syscalls and
-    bytes (/proc/self/io: exact for the file, plus anything else the process read meanwhile)."""
-    repo = getattr(path, "repo", None)
-    if repo is not None:
-        sources = list(repo._sources.values())
-        return {"requests": sum(s.requests for s in sources), "bytes": sum(s.bytes_read for s in sources)}
-    try:
-        with open("/proc/self/io", "rb") as f:
-            fields = dict(line.split(b": ") for line in f.read().splitlines() if b": " in line)
-        return {"requests": int(fields[b"syscr"]), "bytes": int(fields[b"rchar"])}
-    except (OSError, KeyError, ValueError):
-        return _zero()
+def _remote_io(repo: Any) -> dict[str, int]:
+    """A remote path's range fetches so far: every file of its repo, so a sibling read by
+    identify (config.json beside the weights) counts."""
+    sources = list(repo._sources.values())
+    return {"requests": sum(s.requests for s in sources), "bytes": sum(s.bytes_read for s in sources)}
