@@ -15,8 +15,10 @@ groups (link messages; fractal heap + v2 B-tree), compact and dense attributes, 
 datatypes, the datatype classes h5py writes (integers, IEEE floats, strings fixed and variable,
 opaque, compound, enum, array, references), global-heap strings, contiguous/compact/chunked layouts.
 shared object header messages (SOHM: the superblock extension's table, messages in its heaps),
-fractal heaps with a filter pipeline (deflate, shuffle, fletcher32). Not read: chunk data.
-Checksums of v2 structures are not verified (the structures are parsed either way).
+fractal heaps with a filter pipeline (deflate, shuffle of any element size, fletcher32) in their
+direct blocks and huge objects. Not read: chunk data. A filtered heap's Fletcher32 checksums are
+verified as libhdf5 verifies them (a mismatch is a FormatError: a corrupt file); the lookup3
+checksums of other v2 structures are not (the structures are parsed either way).
 
 The surface mirrors the part of h5py the format handlers use: `File(source)` is the root `Group`;
 groups have `attrs`, `keys()`, `get`, `[]`, `in`, `visititems`; a `Dataset` has `attrs`, `dtype`,

@@ -11,7 +11,7 @@ import io
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -567,7 +567,7 @@ class _FractalHeap:
         cur.signature(b"FRHP")
         cur.skip(1)
         self.id_length, filters, self.flags = cur.u16(), cur.u16(), cur.u8()
-        self.filters: list[int] = []  # filter ids of the pipeline, in the order they were applied
+        self.filters: list[Filter] = []  # the pipeline, in the order its filters were applied
         max_managed = cur.u32()
         cur.skip(sl)  # next huge object ID
         self.huge_tree = cur.addr()
@@ -609,41 +609,54 @@ class _FractalHeap:
         block, block_offset, stored, size = self._direct_block(offset)
         if not self.filters:
             return self.h5.read(block + offset - block_offset, length, "fractal heap object")
-        data = self._unfiltered(block, stored, size)
+        length_stored, mask = stored
+        data = self._unfiltered(self.h5.read(block, length_stored, "filtered fractal heap block"), mask, size)
         start = offset - block_offset
         if start + length > len(data):
             raise FormatError("HDF5 fractal heap object runs past its direct block", self.h5.name)
         return data[start : start + length]
 
-    def _unfiltered(self, block: int, stored: tuple[int, int], size: int) -> bytes:
-        """A filtered direct block's bytes, its filters undone (deflate, shuffle, fletcher32),
-        never more than the block's own size."""
-        length, mask = stored
-        data = self.h5.read(block, length, "filtered fractal heap block")
+    def _unfiltered(self, data: bytes, mask: int, size: int) -> bytes:
+        """Filtered bytes of a direct block or huge object with the filters undone, last applied
+        first, skipping those the mask says were not applied (as H5Z_pipeline reads); never more than
+        `size`, which the result must equal."""
+        if size > MAX_CHUNK:  # a declared block size is no licence to inflate gigabytes
+            raise FormatError(f"HDF5 fractal heap block of {size} bytes is over the limit", self.h5.name)
         for index in reversed(range(len(self.filters))):
             if mask & (1 << index):
                 continue
-            data = _unfilter(self.filters[index], data, size, self.h5)
+            # what is left to undo may still hold a 4-byte checksum per filter
+            data = _unfilter(self.filters[index], data, size + 4 * index, self.h5)
         if len(data) != size:
             raise FormatError("HDF5 filtered fractal heap block has the wrong size", self.h5.name)
         return data
 
     def _huge(self, cur: Cursor) -> bytes:
         """An object too large for the managed blocks: its address and length are in the ID, or in
-        the records (address, length, ID) of the heap's huge-object v2 B-tree."""
-        h5 = self.h5
-        if self.id_length - 1 >= h5.so + h5.sl:
+        the records of the heap's huge-object v2 B-tree (H5HF__huge_init decides which by the ID's
+        length). In a filtered heap huge objects are filtered too: the ID or record adds the filter
+        mask and the unfiltered size."""
+        h5, filtered = self.h5, bool(self.filters)
+        mask, size = 0, 0
+        if self.id_length - 1 >= h5.so + h5.sl + ((4 + h5.sl) if filtered else 0):
             address, length = cur.addr(), cur.length()
+            if filtered:
+                mask, size = cur.u32(), cur.length()
         else:
             wanted = cur.uint(min(self.id_length - 1, 8))
             for record in h5.btree2_records(self.huge_tree):
-                rec = Cursor(record, h5, "huge object record")
-                address, length, number = rec.addr(), rec.length(), rec.length()
-                if number == wanted:
+                rec = Cursor(record, h5, "huge object record")  # address, length, [mask, size,] ID
+                address, length = rec.addr(), rec.length()
+                if filtered:
+                    mask, size = rec.u32(), rec.length()
+                if rec.length() == wanted:
                     break
             else:
                 raise FormatError("HDF5 huge fractal-heap object is missing from its index", h5.name)
-        return h5.read(address, length, "huge fractal heap object")
+        data = h5.read(address, length, "huge fractal heap object")
+        if not filtered:
+            return data
+        return self._unfiltered(data, mask, size)
 
     def _direct_block(self, offset: int) -> tuple[int, int, tuple[int, int], int]:
         """(address, heap offset, (stored size, filter mask) if filtered, size) of the direct block
@@ -684,39 +697,103 @@ class _FractalHeap:
         raise FormatError("HDF5 fractal heap nested too deep", self.h5.name)
 
 
-def _pipeline(cur: Cursor) -> list[int]:
-    """The filter ids of a filter pipeline message (versions 1 and 2), in the order applied."""
+class Filter(NamedTuple):
+    """One filter of a pipeline message: its id and client data values."""
+
+    ident: int
+    values: tuple[int, ...]
+
+
+def _pipeline(cur: Cursor) -> list[Filter]:
+    """The filters of a filter pipeline message (versions 1 and 2), in the order applied."""
     version, count = cur.u8(), cur.u8()
     if version == 1:
         cur.skip(6)
     elif version != 2:
         raise FormatError(f"HDF5 filter pipeline version {version}", cur.h5.name)
-    ids: list[int] = []
+    found: list[Filter] = []
     for _ in range(count):
         ident = cur.u16()
         name_length = cur.u16() if version == 1 or ident >= 256 else 0
-        cur.skip(2)  # flags
+        cur.skip(2)  # flags: optional or not only matters when writing
         values = cur.u16()
         cur.skip(name_length + (8 - name_length % 8) % 8 if version == 1 else name_length)
-        cur.skip(4 * values + (4 if version == 1 and values % 2 else 0))
-        ids.append(ident)
-    return ids
+        data = tuple(cur.u32() for _ in range(values))
+        cur.skip(4 if version == 1 and values % 2 else 0)
+        found.append(Filter(ident, data))
+    return found
 
 
-def _unfilter(ident: int, data: bytes, size: int, h5: Reader) -> bytes:
-    """One filter undone, the output bounded by the block size."""
-    if ident == 1:  # deflate
+def _unfilter(filt: Filter, data: bytes, size: int, h5: Reader) -> bytes:
+    """One filter undone as libhdf5's H5Z filter does it on read, the output at most `size` bytes
+    (one more tells the caller it was too long)."""
+    if filt.ident == 1:  # deflate
         inflater = zlib.decompressobj()
         try:
             out = inflater.decompress(data, size + 1)
         except zlib.error:
             raise FormatError("HDF5 fractal heap block does not inflate", h5.name) from None
         return out
-    if ident == 2:  # shuffle: bytes were grouped by position within an element
-        return data  # element size 1 for heap blocks: shuffling changes nothing
-    if ident == 3:  # fletcher32: a 4-byte checksum appended
-        return data[:-4]
-    raise FormatError(f"HDF5 fractal heap filter {ident} is not supported", h5.name)
+    if filt.ident == 2:
+        return _unshuffle(filt.values, data, h5)
+    if filt.ident == 3:
+        return _check_fletcher32(data, h5)
+    raise FormatError(f"HDF5 fractal heap filter {filt.ident} is not supported", h5.name)
+
+
+def _unshuffle(values: tuple[int, ...], data: bytes, h5: Reader) -> bytes:
+    """Shuffle (H5Z_filter_shuffle) undone: the bytes were stored grouped by their position within
+    an element, the element size being the filter's one client value; bytes past the last whole
+    element stay where they are. libhdf5 fails without exactly one non-zero value, and so do we.
+    (libhdf5 itself cannot put shuffle on a heap: its set-local callback wants a dataset's type.)"""
+    if len(values) != 1 or values[0] == 0:
+        raise FormatError("HDF5 fractal heap shuffle filter has invalid parameters", h5.name)
+    width = values[0]
+    count = len(data) // width
+    if width == 1 or count <= 1:
+        return data  # what libhdf5 leaves alone too
+    whole = count * width
+    planes = np.frombuffer(data, np.uint8, whole).reshape(width, count)
+    return planes.T.tobytes() + data[whole:]
+
+
+def fletcher32(data: bytes) -> int:
+    """H5_checksum_fletcher32 (H5checksum.c): Fletcher's checksum over big-endian 16-bit words
+    (an odd last byte is the high byte of a last word), both sums starting at 0 and folded with
+    end-around carry, sum2 in the high half.
+
+    The C loop folds as it goes, which keeps each sum's residue mod 65535 and keeps it non-zero
+    once any word was: a sum is 0 when every word was 0 and otherwise that residue, written 65535
+    for 0. So it is computed here in closed form: sum1 = Σ w_i, sum2 = Σ of the prefix sums (in
+    uint64: below 2^62 for the MAX_CHUNK bytes a block may have).
+    """
+    if len(data) % 2:
+        data += b"\0"
+    words = np.frombuffer(data, ">u2").astype(np.uint64)
+    if not words.any():
+        return 0
+    prefix = np.cumsum(words, dtype=np.uint64)
+    sum1 = int(prefix[-1]) % 65535 or 65535
+    sum2 = int(prefix.sum(dtype=np.uint64)) % 65535 or 65535
+    return sum2 << 16 | sum1
+
+
+def _check_fletcher32(data: bytes, h5: Reader) -> bytes:
+    """Fletcher32 undone as H5Z_filter_fletcher32 reads: the last 4 bytes are the checksum of the
+    rest, little-endian; the byte-swapped form libhdf5 before 1.6.3 wrote on little-endian hosts
+    (bytes swapped within each 16-bit half) is accepted too, as libhdf5 accepts it."""
+    if len(data) < 4:
+        raise FormatError("HDF5 fractal heap block is too short for its Fletcher32 checksum", h5.name)
+    body, stored = data[:-4], int.from_bytes(data[-4:], "little")
+    want = fletcher32(body)
+    swapped = (want & 0x00FF00FF) << 8 | (want >> 8) & 0x00FF00FF
+    if stored not in (want, swapped):
+        raise FormatError(
+            f"HDF5 fractal heap block fails its Fletcher32 checksum (stored {stored:08x}, "
+            f"computed {want:08x}): corrupt file",
+            h5.name,
+        )
+    return body
 
 
 def _is_pow2(value: int) -> bool:
