@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickletools
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,6 @@ from ..errors import FormatError
 from ..pickle_c import (
     SSIZE_MAX,
     FrameBuffer,
-    bytes_exist,
     c_float,
     c_index,
     c_int,
@@ -24,25 +24,43 @@ from ..pickle_c import Broken as _Broken
 from .plain import (
     OPAQUE,
     accepts,
-    assign_index,
     build_plain,
     c_key,
-    extend_bytearray,
-    hashable_key,
     put,
     readonly,
     show,
 )
-from .records import Call, Differential, Global, LargeValue, PersistentRef, PickleResult, RawDataHook, finish
+from .records import (
+    Call,
+    Differential,
+    Global,
+    LargeValue,
+    PersistentRef,
+    PickleResult,
+    RawDataHook,
+    check_frames,
+    finish,
+)
+from .targets import add_items, append_items, set_items
 
 LARGE_VALUE = 1 << 20  # payloads above this many bytes are skipped over, not read
 HEAD_KEEP = 256
 MAX_LINE = LARGE_VALUE  # protocol-0 text arguments are read whole up to this length
 _HIGHEST_PROTOCOL = 5
 
-_SIMPLE_CONSTANTS = {b"N": None, b"\x88": True, b"\x89": False}
-_EMPTY_FACTORIES: dict[bytes, Callable[[], Any]] = {b"}": dict, b"]": list, b"\x8f": set}
-_EXT_WIDTH = {b"\x82": 1, b"\x83": 2, b"\x84": 4}
+_SIMPLE_CONSTANTS = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}  # NONE NEWTRUE NEWFALSE EMPTY_TUPLE
+_EMPTY_FACTORIES: dict[int, Callable[[], Any]] = {0x7D: dict, 0x5D: list, 0x8F: set}
+_EXT_WIDTH = {0x82: 1, 0x83: 2, 0x84: 4}
+# BINBYTES BINBYTES8 BINUNICODE8 BYTEARRAY8: (length format, its width, kind, read contiguously)
+_SIZED = {
+    0x42: ("<I", 4, "bytes", True),
+    0x8E: ("<Q", 8, "bytes", True),
+    0x8D: ("<Q", 8, "str", False),
+    0x96: ("<Q", 8, "bytearray", True),
+}
+_FIXED = {0x4A: ("<i", 4), 0x4D: ("<H", 2), 0x47: (">d", 8)}  # BININT BININT2 BINFLOAT
+_OPCODES = {op.name: ord(op.code) for op in pickletools.opcodes}
+Handler = Callable[[int], None]
 
 
 def run(
@@ -151,60 +169,6 @@ def run(
         calls.append(call)
         return call
 
-    def mutate(target: Global, kind: str, pos: int, values: list[Any]) -> None:
-        # An imported object changed in place (a dict or list living in a module): recorded like a
-        # BUILD on it, since that is what it is for.
-        calls.append(Call(Global("builtins", "setstate"), (target, values), kind, pos))
-
-    def set_items(target: Any, pairs: list[Any], pos: int) -> None:
-        if not pairs:
-            return  # C returns before looking at the target
-        if len(pairs) % 2:
-            raise _Broken("odd number of items for SETITEMS")
-        if isinstance(target, dict):
-            for k, v in zip(pairs[::2], pairs[1::2], strict=True):
-                target[c_key(k)] = v
-        elif isinstance(target, Call):
-            for k, v in zip(pairs[::2], pairs[1::2], strict=True):
-                target.items[hashable_key(k)] = v
-        elif isinstance(target, Global):
-            mutate(target, "setitems", pos, pairs)
-        elif isinstance(target, PersistentRef):
-            pass
-        elif isinstance(target, (list, bytearray)):
-            for k, v in zip(pairs[::2], pairs[1::2], strict=True):
-                assign_index(target, k, v, soft, pos)
-        else:
-            raise _Broken(f"'{type(target).__name__}' object does not support item assignment")
-
-    def append_items(target: Any, values: list[Any], pos: int) -> None:
-        if not values:
-            return
-        if isinstance(target, list):
-            target.extend(values)
-        elif isinstance(target, Call):
-            target.list_items.extend(values)
-        elif isinstance(target, Global):
-            mutate(target, "appends", pos, values)
-        elif isinstance(target, PersistentRef):
-            pass
-        elif isinstance(target, bytearray):
-            extend_bytearray(target, values, soft, pos)
-        else:
-            raise _Broken(f"'{type(target).__name__}' object has no attribute 'append'")
-
-    def add_items(target: Any, values: list[Any], pos: int) -> None:
-        if not values:
-            return
-        if isinstance(target, set):
-            target.update(c_key(v) for v in values)
-        elif isinstance(target, Call):
-            target.list_items.extend(values)
-        elif isinstance(target, Global):
-            mutate(target, "additems", pos, values)
-        elif not isinstance(target, PersistentRef):
-            raise _Broken(f"'{type(target).__name__}' object has no attribute 'add'")
-
     def new_global(module: str, attr: str, pos: int, *, computed: bool = False) -> Global:
         rmodule, rname = resolve_name(module, attr, protocol)
         g = Global(module, attr, pos, computed, rmodule, rname, protocol, not computed and stop[0] is None)
@@ -249,6 +213,346 @@ def run(
             return
         build_plain(state, soft, pos)
 
+    def op_unknown(op: int) -> None:
+        raise _Broken(f"unknown opcode {bytes([op])!r} at byte {tell() - 1}")
+
+    # One handler per opcode, not a chain of comparisons: in a chain the last opcode costs ~40 tests
+    table: list[Handler] = [op_unknown] * 256
+
+    def handles(*names: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for name in names:
+                table[_OPCODES[name]] = handler
+            return handler
+
+        return register
+
+    @handles("TUPLE", "LIST", "DICT", "FROZENSET")
+    def op_container_from_mark(op: int) -> None:
+        items = pop_mark()
+        if op == 0x74:
+            stack.append(tuple(items))
+        elif op == 0x6C:
+            stack.append(items)
+        elif op == 0x64:
+            if len(items) % 2:
+                raise _Broken("odd number of items for DICT")
+            stack.append({c_key(k): v for k, v in zip(items[::2], items[1::2], strict=True)})
+        else:
+            stack.append(frozenset(c_key(v) for v in items))
+
+    @handles("MEMOIZE")
+    def op_memoize(op: int) -> None:  # the next free slot is the number of slots written
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        memo[len(memo)] = stack[-1]
+
+    @handles("REDUCE")
+    def op_reduce(op: int) -> None:
+        pos = tell() - 1
+        if len(stack) - 2 < fence:
+            raise _Broken("stack underflow")
+        args = stack.pop()
+        func = stack[-1]
+        if not isinstance(func, OPAQUE):
+            raise _Broken(f"'{type(func).__name__}' object is not callable")
+        accepted = accepts(args, tuple)
+        if accepted is False:
+            raise _Broken("argument list must be a tuple")
+        if accepted is None:
+            soft("REDUCE is given arguments computed while loading", pos)
+        stack[-1] = make_call(func, args, "reduce", pos)
+
+    @handles("GLOBAL")
+    def op_global(op: int) -> None:
+        pos = tell() - 1
+        module = global_name("utf-8")
+        attr = global_name("utf-8")
+        stack.append(new_global(module, attr, pos))
+
+    @handles("STACK_GLOBAL")
+    def op_stack_global(op: int) -> None:
+        pos = tell() - 1
+        if len(stack) - 2 < fence:
+            raise _Broken("stack underflow")
+        attr = stack.pop()
+        module = stack.pop()
+        if isinstance(module, str) and isinstance(attr, str):
+            stack.append(new_global(module, attr, pos))
+        else:
+            # C raises "STACK_GLOBAL requires str"; a value computed while loading may be one,
+            # and any other operand is a crafted stream: recorded as a computed import.
+            soft("STACK_GLOBAL is not given two strings", pos)
+            stack.append(new_global(show(module), show(attr), pos, computed=True))
+
+    @handles("NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE")
+    def op_constant(op: int) -> None:
+        stack.append(_SIMPLE_CONSTANTS[op])
+
+    @handles("EMPTY_DICT", "EMPTY_LIST", "EMPTY_SET")
+    def op_empty_container(op: int) -> None:
+        stack.append(_EMPTY_FACTORIES[op]())
+
+    @handles("BINPERSID")
+    def op_binpersid(op: int) -> None:
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        ref = PersistentRef(stack.pop(), tell() - 1)
+        refs.append(ref)
+        stack.append(ref)
+
+    @handles("TUPLE1", "TUPLE2", "TUPLE3")
+    def op_small_tuple(op: int) -> None:
+        n = op - 0x84
+        if len(stack) - n < fence:
+            raise _Broken("stack underflow")
+        items = stack[-n:]
+        del stack[-n:]
+        stack.append(tuple(items))
+
+    @handles("BININT", "BININT2", "BINFLOAT")
+    def op_fixed_number(op: int) -> None:
+        number_format, width = _FIXED[op]
+        stack.append(unpack_from(number_format, take(width))[0])
+
+    @handles("SETITEMS", "APPENDS", "ADDITEMS")
+    def op_items_from_mark(op: int) -> None:
+        pos = tell() - 1
+        items = pop_mark()
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        if op == 0x75:
+            set_items(stack[-1], items, pos, calls, soft)
+        elif op == 0x65:
+            append_items(stack[-1], items, pos, calls, soft)
+        else:
+            add_items(stack[-1], items, pos, calls, soft)
+
+    @handles("SETITEM")
+    def op_setitem(op: int) -> None:
+        if len(stack) - 3 < fence:
+            raise _Broken("stack underflow")
+        value = stack.pop()
+        k = stack.pop()
+        set_items(stack[-1], [k, value], tell() - 1, calls, soft)
+
+    @handles("APPEND")
+    def op_append(op: int) -> None:
+        if len(stack) - 2 < fence:
+            raise _Broken("stack underflow")
+        value = stack.pop()
+        append_items(stack[-1], [value], tell() - 1, calls, soft)
+
+    @handles("LONG_BINPUT")
+    def op_long_binput(op: int) -> None:
+        pos = tell() - 1
+        slot = unpack_from("<I", take(4))[0]
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        put(memo, slot, stack[-1], soft, pos)
+
+    @handles("LONG_BINGET")
+    def op_long_binget(op: int) -> None:
+        k = unpack_from("<I", take(4))[0]
+        if k not in memo:
+            raise _Broken(f"reads memo slot {k} that was never written")
+        stack.append(memo[k])
+
+    @handles("BUILD")
+    def op_build(op: int) -> None:
+        pos = tell() - 1
+        if len(stack) - 2 < fence:
+            raise _Broken("stack underflow")
+        state = stack.pop()
+        build(state, stack[-1], pos)
+
+    @handles("NEWOBJ", "NEWOBJ_EX")
+    def op_newobj(op: int) -> None:
+        pos = tell() - 1
+        ex = op == 0x92
+        if len(stack) - (3 if ex else 2) < fence:
+            raise _Broken("stack underflow")
+        kwargs = stack.pop() if ex else None
+        args = stack.pop()
+        cls = stack[-1]
+        checks = [
+            accepts(cls, Global),
+            accepts(args, tuple),
+            accepts(kwargs, dict) if ex else True,
+        ]
+        if False in checks:
+            raise _Broken("NEWOBJ needs a class, an argument tuple (and a keyword dict)")
+        if None in checks:
+            soft("NEWOBJ is given a value computed while loading", pos)
+        stack[-1] = make_call(cls, args, "newobj_ex" if ex else "newobj", pos, kwargs)
+
+    @handles("FRAME")
+    def op_frame(op: int) -> None:  # C checks that the bytes exist, then reads on as usual
+        nonlocal frame_end
+        pos = tell() - 1
+        n = unpack_from("<Q", take(8))[0]
+        if n > SSIZE_MAX:
+            raise _Broken("FRAME length exceeds the system's maximum")
+        if frame_end >= 0:  # still inside the previous frame
+            diffs.append(
+                Differential(pos, "frame-nested", f"a FRAME starts before the frame ending at {frame_end}")
+            )
+        frame_end = pos + 9 + n
+        frames.append((pos, frame_end))
+        if framing is not None:
+            framing.frame(n)
+
+    @handles("PROTO")
+    def op_proto(op: int) -> None:
+        nonlocal protocol
+        protocol = take(1)[0]
+        if protocol > _HIGHEST_PROTOCOL:
+            raise _Broken(f"unsupported pickle protocol {protocol}")
+
+    @handles("POP")
+    def op_pop(op: int) -> None:
+        if marks and marks[-1] == len(stack):  # a MARK on top: POP removes it, as C's does
+            pop_mark()
+        elif len(stack) <= fence:
+            raise _Broken("stack underflow")
+        else:
+            stack.pop()
+
+    @handles("POP_MARK")
+    def op_pop_mark(op: int) -> None:
+        pop_mark()
+
+    @handles("DUP")
+    def op_dup(op: int) -> None:
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        stack.append(stack[-1])
+
+    @handles("OBJ")
+    def op_obj(op: int) -> None:
+        pos = tell() - 1
+        items = pop_mark()
+        if not items:
+            raise _Broken("stack underflow")
+        if not isinstance(items[0], OPAQUE):
+            raise _Broken(f"'{type(items[0]).__name__}' object is not callable")
+        stack.append(make_call(items[0], items[1:], "obj", pos))
+
+    @handles("INST")
+    def op_inst(op: int) -> None:  # the MARK is taken before the names are read
+        pos = tell() - 1
+        items = pop_mark()
+        module = global_name("ascii")
+        attr = global_name("ascii")
+        stack.append(make_call(new_global(module, attr, pos), items, "inst", pos))
+
+    @handles("LONG1")
+    def op_long1(op: int) -> None:
+        stack.append(int.from_bytes(take(take(1)[0]), "little", signed=True))
+
+    @handles("LONG4")
+    def op_long4(op: int) -> None:
+        n = unpack_from("<i", take(4))[0]
+        if n < 0:
+            raise _Broken("LONG pickle has negative byte count")
+        raw = payload(n, "bytes")
+        if isinstance(raw, LargeValue):
+            raw.kind = "int"
+            stack.append(raw)
+        else:
+            stack.append(int.from_bytes(raw, "little", signed=True))
+
+    @handles("SHORT_BINBYTES")
+    def op_short_binbytes(op: int) -> None:
+        stack.append(take(take(1)[0], read_bytes))
+
+    @handles("BINBYTES", "BINBYTES8", "BINUNICODE8", "BYTEARRAY8")
+    def op_sized_payload(op: int) -> None:
+        size_format, width, kind, contiguous = _SIZED[op]
+        stack.append(payload(unpack_from(size_format, take(width))[0], kind, contiguous))
+
+    @handles("SHORT_BINSTRING")
+    def op_short_binstring(op: int) -> None:
+        stack.append(take(take(1)[0]).decode("latin-1"))
+
+    @handles("BINSTRING")
+    def op_binstring(op: int) -> None:  # C reads the length unsigned
+        value = payload(unpack_from("<I", take(4))[0], "bytes")
+        stack.append(value.decode("latin-1") if isinstance(value, bytes) else value)
+
+    @handles("INT", "LONG", "FLOAT")
+    def op_text_number(op: int) -> None:
+        line = argument("numeric")
+        parse = c_int if op == 0x49 else c_long if op == 0x4C else c_float
+        stack.append(0 if line is None else parse(line))
+
+    @handles("STRING")
+    def op_string(op: int) -> None:
+        line = readline()
+        stack.append(string_arg(line) if isinstance(line, bytes) else line)
+
+    @handles("UNICODE")
+    def op_unicode(op: int) -> None:
+        line = readline()
+        stack.append(line.decode("raw-unicode-escape") if isinstance(line, bytes) else line)
+
+    @handles("PUT")
+    def op_put(op: int) -> None:
+        pos = tell() - 1
+        line = argument("PUT")
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        slot = None if line is None else c_index(line)
+        if slot is None:
+            pass
+        elif slot < 0:
+            raise _Broken("negative PUT argument")
+        else:
+            put(memo, slot, stack[-1], soft, pos)
+
+    @handles("GET")
+    def op_get(op: int) -> None:
+        pos = tell() - 1
+        line = argument("GET")
+        k = None if line is None else c_index(line)
+        if k is None:
+            stack.append(PersistentRef("<memo slot longer than 1 MiB>", pos))
+        elif k not in memo:
+            raise _Broken(f"reads memo slot {k} that was never written")
+        else:
+            stack.append(memo[k])
+
+    @handles("PERSID")
+    def op_persid(op: int) -> None:
+        line = readline()
+        if isinstance(line, bytes) and not line.isascii():
+            raise _Broken("persistent IDs in protocol 0 must be ASCII strings")
+        ref = PersistentRef(line.decode("ascii") if isinstance(line, bytes) else line, tell() - 1)
+        refs.append(ref)
+        stack.append(ref)
+
+    @handles("EXT1", "EXT2", "EXT4")
+    def op_extension(op: int) -> None:
+        width = _EXT_WIDTH[op]
+        pos = tell() - 1
+        ext = int.from_bytes(take(width), "little", signed=width == 4)
+        if ext <= 0:
+            raise _Broken("EXT specifies code <= 0")
+        soft(f"extension code {ext} is not registered in a plain interpreter", pos)
+        g = Global("copyreg._extension_registry", str(ext), pos, asked=False)
+        globals_.append(g)
+        stack.append(g)
+
+    @handles("NEXT_BUFFER")
+    def op_next_buffer(op: int) -> None:  # an out-of-band buffer, modelled as a bytearray
+        stack.append(bytearray())
+
+    @handles("READONLY_BUFFER")
+    def op_readonly_buffer(op: int) -> None:
+        if len(stack) <= fence:
+            raise _Broken("stack underflow")
+        stack[-1] = readonly(stack[-1], soft, tell() - 1)
+
     try:
         while True:
             if frame_end >= 0:
@@ -261,17 +565,20 @@ def run(
                 )
             code = read(1)
             count += 1
-            # Ordered roughly by how often PyTorch and joblib pickles use them.
+            if not code:
+                raise _Broken("ends without STOP: truncated")
+            op = code[0]  # int comparisons are specialised by the interpreter, bytes ones are not
+            # The most frequent opcodes of PyTorch and joblib pickles inline, the rest by the table.
             # Hot opcodes read their arguments inline: a short read raises IndexError or
             # struct.error, which end the program as truncated.
-            if code == b"q":  # BINPUT
+            if op == 0x71:  # BINPUT
                 slot = read(1)[0]
                 if len(stack) <= fence:
                     raise _Broken("stack underflow")
                 memo[slot] = stack[-1]
-            elif code == b"h":  # BINGET
+            elif op == 0x68:  # BINGET
                 stack.append(memo[read(1)[0]])
-            elif code == b"X":  # BINUNICODE
+            elif op == 0x58:  # BINUNICODE
                 n = unpack_from("<I", read(4))[0]
                 if n > LARGE_VALUE:
                     stack.append(payload(n, "str"))
@@ -280,165 +587,18 @@ def run(
                     if len(data) < n:
                         raise _Broken("truncated")
                     stack.append(data.decode("utf-8", "surrogatepass"))
-            elif code == b"\x8c":  # SHORT_BINUNICODE
+            elif op == 0x8C:  # SHORT_BINUNICODE
                 n = read(1)[0]
                 data = read(n)
                 if len(data) < n:
                     raise _Broken("truncated")
                 stack.append(data.decode("utf-8", "surrogatepass"))
-            elif code == b"(":  # MARK
+            elif op == 0x28:  # MARK
                 marks.append(len(stack))
                 fence = len(stack)
-            elif code == b"K":  # BININT1
+            elif op == 0x4B:  # BININT1
                 stack.append(read(1)[0])
-            elif code == b"t" or code == b"l" or code == b"d" or code == b"\x91":  # TUPLE LIST DICT FROZENSET
-                items = pop_mark()
-                if code == b"t":
-                    stack.append(tuple(items))
-                elif code == b"l":
-                    stack.append(items)
-                elif code == b"d":
-                    if len(items) % 2:
-                        raise _Broken("odd number of items for DICT")
-                    stack.append({c_key(k): v for k, v in zip(items[::2], items[1::2], strict=True)})
-                else:
-                    stack.append(frozenset(c_key(v) for v in items))
-            elif code == b"\x94":  # MEMOIZE: the next free slot is the number of slots written
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                memo[len(memo)] = stack[-1]
-            elif code == b"R":  # REDUCE
-                pos = tell() - 1
-                if len(stack) - 2 < fence:
-                    raise _Broken("stack underflow")
-                args = stack.pop()
-                func = stack[-1]
-                if not isinstance(func, OPAQUE):
-                    raise _Broken(f"'{type(func).__name__}' object is not callable")
-                accepted = accepts(args, tuple)
-                if accepted is False:
-                    raise _Broken("argument list must be a tuple")
-                if accepted is None:
-                    soft("REDUCE is given arguments computed while loading", pos)
-                stack[-1] = make_call(func, args, "reduce", pos)
-            elif code == b"c":  # GLOBAL
-                pos = tell() - 1
-                module = global_name("utf-8")
-                attr = global_name("utf-8")
-                stack.append(new_global(module, attr, pos))
-            elif code == b"\x93":  # STACK_GLOBAL
-                pos = tell() - 1
-                if len(stack) - 2 < fence:
-                    raise _Broken("stack underflow")
-                attr = stack.pop()
-                module = stack.pop()
-                if isinstance(module, str) and isinstance(attr, str):
-                    stack.append(new_global(module, attr, pos))
-                else:
-                    # C raises "STACK_GLOBAL requires str"; a value computed while loading may be one,
-                    # and any other operand is a crafted stream: recorded as a computed import.
-                    soft("STACK_GLOBAL is not given two strings", pos)
-                    stack.append(new_global(show(module), show(attr), pos, computed=True))
-            elif code in _SIMPLE_CONSTANTS:
-                stack.append(_SIMPLE_CONSTANTS[code])
-            elif code == b")":
-                stack.append(())
-            elif code in _EMPTY_FACTORIES:
-                stack.append(_EMPTY_FACTORIES[code]())
-            elif code == b"Q":  # BINPERSID
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                ref = PersistentRef(stack.pop(), tell() - 1)
-                refs.append(ref)
-                stack.append(ref)
-            elif code == b"\x85" or code == b"\x86" or code == b"\x87":  # TUPLE1/2/3
-                n = code[0] - 0x84
-                if len(stack) - n < fence:
-                    raise _Broken("stack underflow")
-                items = stack[-n:]
-                del stack[-n:]
-                stack.append(tuple(items))
-            elif code == b"J":  # BININT
-                stack.append(unpack_from("<i", take(4))[0])
-            elif code == b"M":  # BININT2
-                stack.append(unpack_from("<H", take(2))[0])
-            elif code == b"u" or code == b"e" or code == b"\x90":  # SETITEMS, APPENDS, ADDITEMS
-                pos = tell() - 1
-                items = pop_mark()
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                if code == b"u":
-                    set_items(stack[-1], items, pos)
-                elif code == b"e":
-                    append_items(stack[-1], items, pos)
-                else:
-                    add_items(stack[-1], items, pos)
-            elif code == b"s":  # SETITEM
-                if len(stack) - 3 < fence:
-                    raise _Broken("stack underflow")
-                value = stack.pop()
-                k = stack.pop()
-                set_items(stack[-1], [k, value], tell() - 1)
-            elif code == b"a":  # APPEND
-                if len(stack) - 2 < fence:
-                    raise _Broken("stack underflow")
-                value = stack.pop()
-                append_items(stack[-1], [value], tell() - 1)
-            elif code == b"r":  # LONG_BINPUT
-                pos = tell() - 1
-                slot = unpack_from("<I", take(4))[0]
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                put(memo, slot, stack[-1], soft, pos)
-            elif code == b"j":  # LONG_BINGET
-                k = unpack_from("<I", take(4))[0]
-                if k not in memo:
-                    raise _Broken(f"reads memo slot {k} that was never written")
-                stack.append(memo[k])
-            elif code == b"b":  # BUILD
-                pos = tell() - 1
-                if len(stack) - 2 < fence:
-                    raise _Broken("stack underflow")
-                state = stack.pop()
-                build(state, stack[-1], pos)
-            elif code == b"\x81" or code == b"\x92":  # NEWOBJ, NEWOBJ_EX
-                pos = tell() - 1
-                ex = code == b"\x92"
-                if len(stack) - (3 if ex else 2) < fence:
-                    raise _Broken("stack underflow")
-                kwargs = stack.pop() if ex else None
-                args = stack.pop()
-                cls = stack[-1]
-                checks = [
-                    accepts(cls, Global),
-                    accepts(args, tuple),
-                    accepts(kwargs, dict) if ex else True,
-                ]
-                if False in checks:
-                    raise _Broken("NEWOBJ needs a class, an argument tuple (and a keyword dict)")
-                if None in checks:
-                    soft("NEWOBJ is given a value computed while loading", pos)
-                stack[-1] = make_call(cls, args, "newobj_ex" if ex else "newobj", pos, kwargs)
-            elif code == b"\x95":  # FRAME: C checks that the bytes exist, then reads on as usual
-                pos = tell() - 1
-                n = unpack_from("<Q", take(8))[0]
-                if n > SSIZE_MAX:
-                    raise _Broken("FRAME length exceeds the system's maximum")
-                if frame_end >= 0:  # still inside the previous frame
-                    diffs.append(
-                        Differential(
-                            pos, "frame-nested", f"a FRAME starts before the frame ending at {frame_end}"
-                        )
-                    )
-                frame_end = pos + 9 + n
-                frames.append((pos, frame_end))
-                if framing is not None:
-                    framing.frame(n)
-            elif code == b"\x80":  # PROTO
-                protocol = take(1)[0]
-                if protocol > _HIGHEST_PROTOCOL:
-                    raise _Broken(f"unsupported pickle protocol {protocol}")
-            elif code == b".":  # STOP
+            elif op == 0x2E:  # STOP
                 if len(stack) <= fence:
                     raise _Broken("STOP with an empty stack")
                 end = tell()
@@ -447,126 +607,13 @@ def run(
                         Differential(end, "frame-past-stop", f"the frame claims bytes up to {frame_end}")
                     )
                 value = stack.pop()
-                _check_frames(raw_stream, frames, end, diffs, stop)
+                check_frames(raw_stream, frames, end, diffs, stop)
                 if framing is not None and framing.end > end:
                     end = framing.end  # C has read the frame's rest: the next load starts after it
                     raw_stream.seek(end)
                 return finish(value, globals_, calls, refs, protocol, end, count, None, stop, diffs)
-            elif code == b"0":  # POP
-                if marks and marks[-1] == len(stack):  # a MARK on top: POP removes it, as C's does
-                    pop_mark()
-                elif len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                else:
-                    stack.pop()
-            elif code == b"1":  # POP_MARK
-                pop_mark()
-            elif code == b"2":  # DUP
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                stack.append(stack[-1])
-            elif code == b"o":  # OBJ
-                pos = tell() - 1
-                items = pop_mark()
-                if not items:
-                    raise _Broken("stack underflow")
-                if not isinstance(items[0], OPAQUE):
-                    raise _Broken(f"'{type(items[0]).__name__}' object is not callable")
-                stack.append(make_call(items[0], items[1:], "obj", pos))
-            elif code == b"i":  # INST: the MARK is taken before the names are read
-                pos = tell() - 1
-                items = pop_mark()
-                module = global_name("ascii")
-                attr = global_name("ascii")
-                stack.append(make_call(new_global(module, attr, pos), items, "inst", pos))
-            elif code == b"G":  # BINFLOAT
-                stack.append(unpack_from(">d", take(8))[0])
-            elif code == b"\x8a":  # LONG1
-                stack.append(int.from_bytes(take(take(1)[0]), "little", signed=True))
-            elif code == b"\x8b":  # LONG4
-                n = unpack_from("<i", take(4))[0]
-                if n < 0:
-                    raise _Broken("LONG pickle has negative byte count")
-                raw = payload(n, "bytes")
-                if isinstance(raw, LargeValue):
-                    raw.kind = "int"
-                    stack.append(raw)
-                else:
-                    stack.append(int.from_bytes(raw, "little", signed=True))
-            elif code == b"C":  # SHORT_BINBYTES
-                stack.append(take(take(1)[0], read_bytes))
-            elif code == b"B":  # BINBYTES
-                stack.append(payload(unpack_from("<I", take(4))[0], "bytes", True))
-            elif code == b"\x8e":  # BINBYTES8
-                stack.append(payload(unpack_from("<Q", take(8))[0], "bytes", True))
-            elif code == b"\x8d":  # BINUNICODE8
-                stack.append(payload(unpack_from("<Q", take(8))[0], "str"))
-            elif code == b"\x96":  # BYTEARRAY8
-                stack.append(payload(unpack_from("<Q", take(8))[0], "bytearray", True))
-            elif code == b"U":  # SHORT_BINSTRING (Python 2 str, decoded as latin-1)
-                stack.append(take(take(1)[0]).decode("latin-1"))
-            elif code == b"T":  # BINSTRING: C reads the length unsigned
-                value = payload(unpack_from("<I", take(4))[0], "bytes")
-                stack.append(value.decode("latin-1") if isinstance(value, bytes) else value)
-            elif code == b"I" or code == b"L" or code == b"F":  # INT, LONG, FLOAT
-                line = argument("numeric")
-                parse = c_int if code == b"I" else c_long if code == b"L" else c_float
-                stack.append(0 if line is None else parse(line))
-            elif code == b"S":  # STRING
-                line = readline()
-                stack.append(string_arg(line) if isinstance(line, bytes) else line)
-            elif code == b"V":  # UNICODE
-                line = readline()
-                stack.append(line.decode("raw-unicode-escape") if isinstance(line, bytes) else line)
-            elif code == b"p":  # PUT
-                pos = tell() - 1
-                line = argument("PUT")
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                slot = None if line is None else c_index(line)
-                if slot is None:
-                    pass
-                elif slot < 0:
-                    raise _Broken("negative PUT argument")
-                else:
-                    put(memo, slot, stack[-1], soft, pos)
-            elif code == b"g":  # GET
-                pos = tell() - 1
-                line = argument("GET")
-                k = None if line is None else c_index(line)
-                if k is None:
-                    stack.append(PersistentRef("<memo slot longer than 1 MiB>", pos))
-                elif k not in memo:
-                    raise _Broken(f"reads memo slot {k} that was never written")
-                else:
-                    stack.append(memo[k])
-            elif code == b"P":  # PERSID
-                line = readline()
-                if isinstance(line, bytes) and not line.isascii():
-                    raise _Broken("persistent IDs in protocol 0 must be ASCII strings")
-                ref = PersistentRef(line.decode("ascii") if isinstance(line, bytes) else line, tell() - 1)
-                refs.append(ref)
-                stack.append(ref)
-            elif code in _EXT_WIDTH:  # EXT1/2/4
-                width = _EXT_WIDTH[code]
-                pos = tell() - 1
-                ext = int.from_bytes(take(width), "little", signed=width == 4)
-                if ext <= 0:
-                    raise _Broken("EXT specifies code <= 0")
-                soft(f"extension code {ext} is not registered in a plain interpreter", pos)
-                g = Global("copyreg._extension_registry", str(ext), pos, asked=False)
-                globals_.append(g)
-                stack.append(g)
-            elif code == b"\x97":  # NEXT_BUFFER: an out-of-band buffer, modelled as a bytearray
-                stack.append(bytearray())
-            elif code == b"\x98":  # READONLY_BUFFER
-                if len(stack) <= fence:
-                    raise _Broken("stack underflow")
-                stack[-1] = readonly(stack[-1], soft, tell() - 1)
-            elif not code:
-                raise _Broken("ends without STOP: truncated")
-            else:
-                raise _Broken(f"unknown opcode {code!r} at byte {tell() - 1}")
+            else:  # the rest through the table, at one lookup each whatever the opcode
+                table[op](op)
     except KeyError as exc:  # BINGET of a slot never written
         message = f"pickle reads memo slot {exc} that was never written"
     except (IndexError, struct.error):  # an inline argument read came up short
@@ -579,24 +626,8 @@ def run(
             message = f"pickle {message}"
     if lenient:
         end = tell()
-        _check_frames(raw_stream, frames, end, diffs, stop)
+        check_frames(raw_stream, frames, end, diffs, stop)
         result = finish(None, globals_, calls, refs, protocol, end, count, message, stop, diffs)
         result.budget_exhausted = exhausted
         return result
     raise FormatError(message, name)
-
-
-def _check_frames(
-    stream: Any, frames: list[tuple[int, int]], end: int, diffs: list[Differential], stop: list[Any]
-) -> None:
-    """A frame that claims more bytes than the data holds: C refuses it at the FRAME opcode
-    (nothing after it runs), pickle._Unpickler reads on (its frame is just shorter)."""
-    for pos, frame_end in frames:
-        if frame_end <= end or bytes_exist(stream, frame_end) is not False:
-            continue
-        diffs.append(
-            Differential(pos, "frame-overrun", f"the frame claims bytes up to {frame_end}, past the end")
-        )
-        if stop[0] is None or stop[1] > pos:
-            stop[0], stop[1] = "FRAME claims more bytes than the data holds", pos
-        break

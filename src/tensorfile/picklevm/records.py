@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..pickle_c import bytes_exist
+
 
 @dataclass(eq=False)
 class Global:
@@ -144,3 +146,19 @@ def finish(
             if g.position > stop[1]:
                 g.asked = False
     return PickleResult(value, globals_, calls, refs, protocol, end, count, error, stop[0], stop[1], diffs)
+
+
+def check_frames(
+    stream: Any, frames: list[tuple[int, int]], end: int, diffs: list[Differential], stop: list[Any]
+) -> None:
+    """A frame that claims more bytes than the data holds: C refuses it at the FRAME opcode
+    (nothing after it runs), pickle._Unpickler reads on (its frame is just shorter)."""
+    for pos, frame_end in frames:
+        if frame_end <= end or bytes_exist(stream, frame_end) is not False:
+            continue
+        diffs.append(
+            Differential(pos, "frame-overrun", f"the frame claims bytes up to {frame_end}, past the end")
+        )
+        if stop[0] is None or stop[1] > pos:
+            stop[0], stop[1] = "FRAME claims more bytes than the data holds", pos
+        break

@@ -191,6 +191,9 @@ class GuardedStream(PositionedStream):
         super().close()
 
 
+_buffered_read = io.BufferedReader.read
+
+
 class MemberReader(io.BufferedReader):
     """What Member.open returns: buffered, seekable; read() without a size stops at MAX_READ."""
 
@@ -198,6 +201,8 @@ class MemberReader(io.BufferedReader):
     archive_limits: Limits | None = None
 
     def read(self, size: int | None = -1) -> bytes:
+        if size is not None and 0 <= size <= CHUNK:
+            return _buffered_read(self, size)  # the pickle reader's opcode-by-opcode reads
         if size is None or size < 0 or size > MAX_READ:
             size = MAX_READ
         return read_up_to(super().read, size, CHUNK)
