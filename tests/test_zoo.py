@@ -513,6 +513,28 @@ def test_bad_inputs_are_one_line_and_exit_2(
     _one_line_error(cli("scan", str(zoo / "d00"), "--out", out, "--sarif", "x.sarif"), "--sarif")
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_run_zoo_refuses_to_resume_another_verbs_results(zoo: Path, tmp_path: Path, suffix: str) -> None:
+    """The library call checks what the CLI does: a scan's results are not resumed by inspect."""
+    from tensorfile.errors import UsageError
+    from tensorfile.zoo.run import run_zoo
+
+    out = tmp_path / f"r{suffix}"
+    first = run_zoo("scan", [str(zoo / "d00")], str(out), jobs=1, progress=False)
+    assert first.files > 10
+    before = out.read_bytes()
+    for verb in ("inspect", "identify"):
+        with pytest.raises(UsageError) as caught:
+            run_zoo(verb, [str(zoo / "d00")], str(out), resume=True, jobs=1, progress=False)
+        assert caught.value.message == (
+            f"{out} holds results of 'scan', not {verb!r}: resume it with that command or choose "
+            "another --out"
+        )
+        assert out.read_bytes() == before  # refused before anything was read or written
+    again = run_zoo("scan", [str(zoo / "d00")], str(out), resume=True, jobs=1, progress=False)
+    assert (again.processed, again.skipped, again.files) == (0, first.files, first.files)
+
+
 def test_an_object_url_without_out_is_the_single_report(s3: tuple[S3Stand, dict[str, int]]) -> None:
     """Without --out an object (or a prefix, as a folder) is scanned as before: one report."""
     stand, _ = s3

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .items import WorkItem, expand
-from .results import Results
+from .results import Results, check_verb
 from .work import process
 
 POOL_HANDLER = "tensorfile.zoo.work:handle"
@@ -82,7 +82,9 @@ def run_zoo(
     ray: str | None = None,
 ) -> Summary:
     """`ray`: None runs serially or on our local pool (`jobs`); "local" starts a one-node Ray on
-    this machine (`jobs` CPUs, default its cores); any other text is a Ray cluster's address."""
+    this machine (`jobs` CPUs, default its cores); any other text is a Ray cluster's address.
+    A results file another verb wrote is refused (UsageError) before anything is listed."""
+    check_verb(out, verb)  # here, not in the CLI: the library's callers resume files too
     if ray is not None:
         from .ray_runner import check
 
