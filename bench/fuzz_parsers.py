@@ -776,10 +776,9 @@ KNOWN_OPEN: dict[tuple[str, str], str] = {(entry, LZMA_DICTIONARY): _LZMA_NOTE f
 
 # Cases known to fail for a reason outside these files: (case id prefix, entry) -> what is wrong.
 _NOP_PICKLE = (
-    "the pickle reader (picklevm) reads about 1 M opcodes/s and compressed data may expand 1000x: "
-    "a 16 KB .pkl.gz or torch zip holding 16.7 M NONE/POP opcodes takes 18-22 s to inspect or scan "
-    "and 9 s to identify (the zip's data.pkl), untraced; only the 50 M-opcode budget "
-    "(picklevm.MAX_OPCODES, ~60 s) bounds it"
+    "the pickle reader (picklevm) reads 2-6 M opcodes/s (its floor in pure Python) and compressed "
+    "data may expand 1000x: a 16 KB .pkl.gz or torch zip holding 16.7 M NONE/POP opcodes takes "
+    "~5-8 s of CPU to inspect or scan; only the 50 M-opcode budget (picklevm.MAX_OPCODES) bounds it"
 )
 KNOWN_CASES = {("s:nop-pickle-", entry): _NOP_PICKLE for entry in (*ENTRIES, "worker")}
 

@@ -77,7 +77,8 @@ def run(
     framing = FrameBuffer(stream) if drop_frame_tails else None
     if framing is not None:
         stream = framing
-    read = stream.read
+    # a stream may offer a faster read for the sizes this loop asks (at most LARGE_VALUE bytes)
+    read = getattr(stream, "read_small", stream.read)
     read_bytes = framing.read_contiguous if framing is not None else read  # BINBYTES, BYTEARRAY8
     tell = stream.tell
     stack: list[Any] = []

@@ -200,9 +200,12 @@ class MemberReader(io.BufferedReader):
     byte_source: ByteSource | None = None
     archive_limits: Limits | None = None
 
+    # The pickle reader's opcode-by-opcode reads (never over 1 MiB) skip the guard of read() below.
+    read_small = io.BufferedReader.read
+
     def read(self, size: int | None = -1) -> bytes:
         if size is not None and 0 <= size <= CHUNK:
-            return _buffered_read(self, size)  # the pickle reader's opcode-by-opcode reads
+            return _buffered_read(self, size)
         if size is None or size < 0 or size > MAX_READ:
             size = MAX_READ
         return read_up_to(super().read, size, CHUNK)
