@@ -12,6 +12,7 @@ import json
 import pickle
 import random
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def foreground_signals() -> None:
+    """A Popen preexec_fn for tests that press Ctrl-C: the child gets SIGINT as a terminal's
+    foreground job does, even when this test run was started in the background (a non-interactive
+    shell's `make test &` ignores SIGINT, children inherit that, and Python then keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 HEAVY = Path(__file__).parent / "fixtures" / "heavy"
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

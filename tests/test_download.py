@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from tests.conftest import run_cli
+from tests.conftest import foreground_signals, run_cli
 from tests.hubserver import HubServer
 
 # A pickle that would call os.system on load (never loaded here: only served and scanned).
@@ -372,6 +372,7 @@ def test_ctrl_c_keeps_the_part_for_a_resume(env: dict[str, str], hub: HubServer,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=foreground_signals,
     )
     deadline = time.monotonic() + 60
     while not (part.exists() and part.stat().st_size >= 256 * 1024):

@@ -24,7 +24,7 @@ from tensorfile.errors import TensorfileError
 from tensorfile.scan import pool
 from tensorfile.scan.scanner import scan
 
-from .conftest import ROOT
+from .conftest import ROOT, foreground_signals
 from .fixtures.make_zoo import MEASURED_CLI, build_zoo
 
 ZOO_FILES = 2000
@@ -157,7 +157,7 @@ def test_a_killed_worker_loses_no_file(zoo: Path, serial: tuple[dict[str, Any], 
 
 
 def test_ctrl_c_and_kill_9_of_the_parent_leave_no_worker(zoo: Path) -> None:
-    proc, workers = scan_with_workers(zoo, start_new_session=True)
+    proc, workers = scan_with_workers(zoo, start_new_session=True, preexec_fn=foreground_signals)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's foreground process group
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == b"tensorfile: interrupted"

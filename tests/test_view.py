@@ -22,7 +22,7 @@ from tensorfile.view.documents import build_documents
 from tensorfile.view.html import export_html
 from tensorfile.view.server import ViewServer
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, foreground_signals, run_cli
 
 EXAMPLES = ROOT / "examples" / "models"
 
@@ -273,6 +273,7 @@ def test_ctrl_c_stops_the_server_cleanly() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=foreground_signals,
         cwd=ROOT,
         env=env,
     )
