@@ -255,6 +255,86 @@ def test_ray_started_by_the_run_keeps_stdout_clean(zoo: Path, tmp_path: Path) ->
     assert len(_records(out)) == files
 
 
+def _tree(root: int) -> dict[int, tuple[str, str]]:
+    """Every live descendant of `root` (and root): pid -> (start time, command line)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, tuple[str, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (
+                Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            )
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            stats[int(entry)] = (fields[19], cmdline.strip())
+    found, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            found[pid] = stats[pid]
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _survivors(tree: dict[int, tuple[str, str]]) -> list[str]:
+    """The processes of `tree` still running (same pid and start time, not a zombie)."""
+    alive = []
+    for pid, (start, cmdline) in tree.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[19] == start and fields[0] != "Z":
+            alive.append(f"{pid} {cmdline[:80]}")
+    return alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reaper finds Ray's processes in /proc")
+def test_a_killed_ray_driver_leaves_no_ray_process_and_resume_finishes(
+    zoo: Path, serial_local: dict[Any, dict[str, Any]], tmp_path: Path
+) -> None:
+    """`scan --ray` SIGKILLed mid-run: every process it started (GCS, raylet, dashboard, monitors,
+    the two agents that Ray alone leaves for ~60 s, workers, our reaper) is gone within 10 s;
+    --resume then gives every file once, as the serial run has them."""
+    import time
+
+    out = tmp_path / "killed.jsonl"
+    cmd = [sys.executable, "-m", "tensorfile", "scan", str(zoo), "--out", str(out), "--json"]
+    proc = subprocess.Popen(
+        [*cmd, "--ray", "--jobs", "2"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and out.read_bytes().count(b"\n") >= 20):
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "no 20 records within 120 s"
+            time.sleep(0.01)
+        tree = _tree(proc.pid)
+        proc.kill()
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    names = " ".join(c for _, c in tree.values())
+    for part in ("gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray_reaper"):
+        assert part in names, f"no {part} in the run's processes: {names}"
+    deadline = time.monotonic() + 10
+    while left := _survivors(tree):
+        assert time.monotonic() < deadline, f"outlived the killed driver by 10 s: {left}"
+        time.sleep(0.1)
+    done = _records(out)
+    assert 20 <= len(done) < ZOO_FILES, "the run was not killed mid-way"
+    resumed = subprocess.run([*cmd, "--resume", "--jobs", "2"], cwd=ROOT, capture_output=True, timeout=120)
+    assert json.loads(resumed.stdout)["skipped"] == len(done), resumed.stderr.decode()[-2000:]
+    assert _records(out) == serial_local  # every file once, io included
+
+
 def test_cli_ray_without_ray_installed_is_one_line_exit_2(zoo: Path, tmp_path: Path) -> None:
     """`scan --ray` where `import ray` fails (a stand-in package that raises ImportError)."""
     fake = tmp_path / "fake" / "ray"

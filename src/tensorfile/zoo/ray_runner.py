@@ -13,7 +13,8 @@ Ray is an optional extra (`pip install 'tensorfile[ray]'`), imported only here a
 asked for. `address="local"` starts a one-node Ray on this machine (`num_cpus` = jobs, or its
 cores); any other address joins that cluster ("auto", "ray://host:port" for Ray Client, or
 host:port, which is probed first: ray.init retries a dead address for minutes), where each node
-needs tensorfile installed.
+needs tensorfile installed. A local Ray has a reaper beside it (zoo/ray_reaper.py): a driver
+killed with SIGKILL leaves none of Ray's processes behind.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import UsageError
+from . import ray_reaper
 from .items import WorkItem
 
 BATCH = 32  # files per task: amortises the ~ms of task overhead over a few dozen small reads
@@ -64,16 +66,25 @@ def run_ray(
     the caller has already initialised it, in which case that session is used as is."""
     ray = import_ray()
     started = not ray.is_initialized()
+    reaper = None
     if started:
-        _init(ray, address, jobs)
+        if address == "local":  # ours to clean up, even after a SIGKILL (zoo/ray_reaper.py)
+            reaper = ray_reaper.start()
+        try:
+            context = _init(ray, address, jobs)
+        except BaseException:
+            ray_reaper.stop(reaper)
+            raise
+        ray_reaper.watch(reaper, (getattr(context, "address_info", None) or {}).get("session_dir"))
     try:
         yield from _drive(ray, verb, items, options, batch, max_retries)
     finally:
         if started:
             ray.shutdown()
+            ray_reaper.stop(reaper)
 
 
-def _init(ray: Any, address: str, jobs: int | None) -> None:
+def _init(ray: Any, address: str, jobs: int | None) -> Any:
     quiet: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,  # workers' stdout/stderr stay in Ray's session logs
@@ -82,14 +93,15 @@ def _init(ray: Any, address: str, jobs: int | None) -> None:
     }
     try:
         if address == "local":
-            ray.init(num_cpus=jobs or os.cpu_count() or 1, **quiet)
+            context = ray.init(num_cpus=jobs or os.cpu_count() or 1, **quiet)
         else:
             _reachable(address)
-            ray.init(address=address, **quiet)
+            context = ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot start or join Ray at {address!r}: {text}") from None
     _notices_to_stderr()
+    return context
 
 
 def _reachable(address: str) -> None:
