@@ -458,6 +458,62 @@ def test_hub_owners_and_repo_lists(
     assert len(listed) == sum(len(list((zoo / d).iterdir())) for d in ("d00", "d01", "d03"))
 
 
+def test_a_repo_that_cannot_be_listed_is_one_error_record(
+    hub: tuple[Any, dict[str, str], Path], runs: dict[str, Records], zoo: Path, tmp_path: Path
+) -> None:
+    """One repo of an owner answering 500 (every time), or a repo of a list that is not there
+    (404): that repo is one "error" record, every other repo's files are read; the owner listing
+    itself failing stays a one-line error, exit 2, no results file."""
+    server, env, _root = hub
+    local = _judged(runs["local-pool"], f"{zoo}/")
+
+    def expected(repos: dict[str, str]) -> dict[str, tuple[Any, ...]]:
+        return {
+            f"{url}/{f.name}": local[f"{folder}/{f.name}"]
+            for url, folder in repos.items()
+            for f in (zoo / folder).iterdir()
+        }
+
+    def run(inputs: list[str], out: Path) -> tuple[dict[str, Any], Records, Records]:
+        done = _cli("scan", *inputs, "--out", str(out), "--json", "--jobs", "2", env=env)
+        assert "Traceback" not in done.stderr, done.stderr
+        summary, records = json.loads(done.stdout), _records(out)
+        assert done.returncode == summary["exit_code"] == 2 and summary["files"] == len(records)
+        unlisted = {p: r for p, r in records.items() if r["kind"] == "repo"}
+        return summary, unlisted, {p: r for p, r in records.items() if r["kind"] != "repo"}
+
+    server.add_fault("status", "/api/models/acme/r1*", times=None, code=500)
+    try:
+        summary, unlisted, files = run(["hf://acme"], tmp_path / "owner.jsonl")
+    finally:
+        server.clear_faults()
+    assert list(unlisted) == ["hf://acme/r1"]
+    record = unlisted["hf://acme/r1"]
+    assert (record["verdict"], record["format"], record["size"], record["verb"]) == ("error", None, 0, "scan")
+    assert record["error"].startswith("the repo could not be listed: ") and "\n" not in record["error"]
+    assert record["io"] == {"requests": 0, "bytes": 0}
+    assert _judged(files) == expected({"hf://acme/r0": "d00", "hf://acme/r2": "d02"})
+    file_errors = sum(j[0] == "error" for j in _judged(files).values())
+    assert summary["verdicts"]["error"] == file_errors + 1 and summary["by_format"]["-"]["error"] >= 1
+
+    repos = tmp_path / "repos.txt"
+    repos.write_text("acme/r0\nacme/gone\nms://acme/r2\n")
+    summary, unlisted, files = run([f"@{repos}"], tmp_path / "list.jsonl")
+    assert list(unlisted) == ["hf://acme/gone"] and "\n" not in unlisted["hf://acme/gone"]["error"]
+    assert _judged(files) == expected({"hf://acme/r0": "d00", "ms://acme/r2": "d02"})
+    again = _cli("scan", f"@{repos}", "--out", str(tmp_path / "list.jsonl"), "--resume", "--json", env=env)
+    assert json.loads(again.stdout)["processed"] == 0  # the unlisted repo is done too: no record twice
+
+    # The owner listing itself (404: a 500 is the same error after huggingface_hub's 5 retries, 23 s)
+    server.add_fault("status", "/api/models", times=None, code=404)
+    try:
+        out = tmp_path / "no-owner.jsonl"
+        _one_line_error(_cli("scan", "hf://acme", "--out", str(out), env=env), "hf://acme")
+    finally:
+        server.clear_faults()
+    assert not out.exists()
+
+
 def _one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()

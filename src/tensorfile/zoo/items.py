@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, TensorfileError
 from ..source import check_path
 
 _SKIP_DIRS = (".git", "__pycache__")
@@ -18,12 +18,15 @@ _SKIP_DIRS = (".git", "__pycache__")
 @dataclass(frozen=True)
 class WorkItem:
     """One file to process. `kind`: "local", "object" (s3://…) or "hub" (hf://…, ms://…).
-    `etag`: the store's ETag, a hub file's hash, or a local file's mtime in nanoseconds."""
+    `etag`: the store's ETag, a hub file's hash, or a local file's mtime in nanoseconds.
+    `error`: set for a repo of an owner or a list that could not be listed (kind "repo", size 0):
+    it becomes an error record of its own, and the run goes on with the other repos."""
 
     path: str
     size: int
     etag: str | None
     kind: str
+    error: str | None = None
 
     def key(self) -> tuple[str, int, str | None]:
         return (self.path, self.size, self.etag)
@@ -37,7 +40,8 @@ class WorkItem:
 
 
 def expand(inputs: list[str]) -> Iterator[WorkItem]:
-    """Every file of every input, in input order; an input that cannot be listed is an InputError."""
+    """Every file of every input, in input order; an input that cannot be listed is an InputError
+    (a TensorfileError), but a repo of an owner or of a list is an error item (WorkItem.error)."""
     for raw in inputs:
         if raw.startswith("@"):
             yield from _repo_list(Path(raw[1:]))
@@ -85,17 +89,30 @@ def _objects(url: str) -> Iterator[WorkItem]:
         yield WorkItem(obj.url, obj.size, obj.etag, "object")
 
 
-def _hub(text: str) -> Iterator[WorkItem]:
-    """A hub repo (or a folder or file in one), or every model repo of an owner (`hf://org`)."""
+def _hub(text: str, in_list: bool = False) -> Iterator[WorkItem]:
+    """A hub repo (or a folder or file in one), or every model repo of an owner (`hf://org`);
+    `in_list`: a line of a repo list."""
     from ..hub.orgs import list_owner_repos, parse_owner
 
     owner = parse_owner(text)
     if owner is None:
-        yield from _hub_repo(text)
+        yield from (_one_of_many(text) if in_list else _hub_repo(text))
         return
     scheme = text.partition("://")[0].lower()
-    for repo_id in list_owner_repos(*owner):
-        yield from _hub_repo(f"{scheme}://{repo_id}")
+    for repo_id in list_owner_repos(*owner):  # an owner that cannot be listed stops the run
+        yield from _one_of_many(f"{scheme}://{repo_id}")
+
+
+def _one_of_many(text: str) -> Iterator[WorkItem]:
+    """A repo of an owner or a list: one that cannot be listed (gone, private, the hub's 500) is
+    an error item, so one bad repo of thousands costs one record, not the run."""
+    try:
+        files = list(_hub_repo(text))
+    except TensorfileError as exc:
+        reason = (exc.message.strip().splitlines() or [type(exc).__name__])[0]
+        yield WorkItem(text, 0, None, "repo", error=f"the repo could not be listed: {reason}")
+        return
+    yield from files
 
 
 def _hub_repo(text: str) -> Iterator[WorkItem]:
@@ -121,4 +138,4 @@ def _repo_list(listing: Path) -> Iterator[WorkItem]:
     for line in lines:
         repo = line.split("#", 1)[0].strip()
         if repo:
-            yield from _hub(repo if "://" in repo else f"hf://{repo}")
+            yield from _hub(repo if "://" in repo else f"hf://{repo}", in_list=True)

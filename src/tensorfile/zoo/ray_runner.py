@@ -171,12 +171,10 @@ def _finish(ray: Any, pending: dict[Any, list[WorkItem]], retries: int, verb: st
     try:
         return ray.get(ref)
     except Exception as exc:  # the worker died max_retries + 1 times, or the task could not run
-        reason = _reason(exc)
-        error = f"the Ray worker reading it failed ({reason}), {retries + 1} times"
-        return [
-            {**item.to_wire(), "verb": verb, "verdict": "error", "format": None, "error": error, "io": {}}
-            for item in chunk
-        ]
+        from .work import error_record
+
+        error = f"the Ray worker reading it failed ({_reason(exc)}), {retries + 1} times"
+        return [error_record(verb, item, error) for item in chunk]
 
 
 def _reason(exc: BaseException) -> str:

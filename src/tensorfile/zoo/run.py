@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Any
 
 from .items import WorkItem, expand
 from .results import Results, check_verb
-from .work import process
+from .work import error_record, process
 
 POOL_HANDLER = "tensorfile.zoo.work:handle"
 
@@ -99,7 +100,9 @@ def run_zoo(
         summary.skipped = len(results.done)
         show = _Progress(len(items)) if (progress if progress is not None else sys.stderr.isatty()) else None
         start = time.monotonic()
-        for record in _records(verb, items, options, jobs, ray):
+        unlisted = [process(verb, i, options) for i in items if i.error is not None]  # no reading
+        readable = [i for i in items if i.error is None]
+        for record in itertools.chain(unlisted, _records(verb, readable, options, jobs, ray)):
             results.append(record)
             summary.add(record)
             summary.processed += 1
@@ -131,9 +134,7 @@ def _records(
     from ..scan.pool import TRIES, run_pool
 
     def lost(request: dict[str, Any], how: str) -> dict[str, Any]:
-        item = request["item"]
-        error = f"the process reading it stopped ({how}), {TRIES} times"
-        return {**item, "verb": verb, "verdict": "error", "format": None, "error": error, "io": {}}
+        return error_record(verb, request["item"], f"the process reading it stopped ({how}), {TRIES} times")
 
     requests = ({"verb": verb, "item": i.to_wire(), "options": options} for i in items)
     for _index, record in run_pool(requests, workers, POOL_HANDLER, lost):

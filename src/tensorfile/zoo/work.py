@@ -22,12 +22,21 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     return process(request["verb"], WorkItem.from_wire(request["item"]), request.get("options") or {})
 
 
+def error_record(verb: str, item: WorkItem | dict[str, Any], message: str) -> dict[str, Any]:
+    """The record of an item that was not read: a repo that could not be listed, a file that
+    cannot be opened, or one whose worker kept dying."""
+    wire = item.to_wire() if isinstance(item, WorkItem) else item
+    return {**wire, "verb": verb, "verdict": "error", "format": None, "error": message, "io": _zero()}
+
+
 def process(verb: str, item: WorkItem, options: dict[str, Any]) -> dict[str, Any]:
+    if item.error is not None:
+        return error_record(verb, item, item.error)
     record: dict[str, Any] = {**item.to_wire(), "verb": verb}
     try:
         path = _open(item)
     except TensorfileError as exc:
-        return {**record, "verdict": "error", "format": None, "error": exc.message, "io": _zero()}
+        return error_record(verb, item, exc.message)
     repo = getattr(path, "repo", None)
     if repo is None:  # a local file: what this thread read while the verb ran (zoo/meter.py)
         with Meter() as meter:
