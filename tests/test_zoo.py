@@ -654,3 +654,31 @@ def test_readme_zoo_example_is_what_the_cli_prints(
         return re.sub(r"in [\d.,]+ s \([\d.,]+ files/s\)", "in T s (R files/s)", text)
 
     assert timeless(done.stdout) == timeless(expected)
+
+
+def test_an_owner_listing_answering_500_is_one_line_after_the_clients_retries(
+    hub: tuple[Any, dict[str, str], Path], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """huggingface_hub retries a 5xx five times, logging each retry to stderr: the user still gets
+    one line (the listing's error), nothing else on stderr. In this process, the waits skipped."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    from tensorfile.hub.http import HubError
+    from tensorfile.hub.orgs import list_owner_repos
+
+    server, env, _root = hub
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)  # read by the client at import
+    monkeypatch.setattr(_http.time, "sleep", lambda _seconds: None)
+    server.add_fault("status", "/api/models", times=None, code=500)
+    try:
+        capfd.readouterr()
+        with pytest.raises(HubError) as failure:
+            list_owner_repos("huggingface", "acme")
+    finally:
+        server.clear_faults()
+    assert "HTTP 500" in str(failure.value) and "\n" not in str(failure.value)
+    assert sum(r["path"].startswith("/api/models") for r in server.requests) >= 5  # it did retry
+    assert capfd.readouterr().err == ""

@@ -180,8 +180,9 @@ def _within_deadline(call: Callable[[], T], where: str) -> T:
     """Run a client call with a bound on its total time and its log lines kept off stderr.
 
     modelscope_hub retries a slow listing page by itself (15 s a page, four attempts, warnings on
-    its own stream handler); a user asked for one line within a bounded time, so the call runs in a
-    daemon thread that is abandoned when the deadline passes.
+    its own stream handler), huggingface_hub a 5xx answer (five times, 1 to 8 s apart); a user
+    asked for one line within a bounded time, so the call runs in a daemon thread that is abandoned
+    when the deadline passes.
     """
     deadline = LISTING_DEADLINE_READS * http.READ_TIMEOUT + http.CONNECT_TIMEOUT
     box: dict[str, object] = {}
@@ -192,15 +193,18 @@ def _within_deadline(call: Callable[[], T], where: str) -> T:
         except BaseException as exc:  # handed back to the caller's thread
             box["error"] = exc
 
-    client_log = logging.getLogger("modelscope_hub")
-    level = client_log.level
-    client_log.setLevel(logging.CRITICAL)
+    # both clients log their retries ("Retrying in 1s", "HTTP Error 500 thrown") to stderr
+    client_logs = [logging.getLogger(name) for name in ("modelscope_hub", "huggingface_hub")]
+    levels = [log.level for log in client_logs]
+    for log in client_logs:
+        log.setLevel(logging.CRITICAL)
     try:
         worker = threading.Thread(target=run, name="tensorfile-listing", daemon=True)
         worker.start()
         worker.join(deadline)
     finally:
-        client_log.setLevel(level)
+        for log, level in zip(client_logs, levels, strict=True):
+            log.setLevel(level)
     if worker.is_alive():
         raise HubError(f"no listing within {deadline:g} s (timeout); is the hub reachable?", where)
     if "error" in box:
