@@ -7,7 +7,7 @@ pickles, truncated and huge-declared files). Each run is one fresh process (star
 Ray's start included in its wall time) calling `tensorfile.zoo.run.run_zoo`, the function
 `tensorfile scan DIR... --out results.jsonl [--jobs N] [--ray]` runs; its summary gives requests
 and bytes per file (S3: range requests and bytes fetched, exact; local: read syscalls and bytes
-from /proc/self/io — on a Ray worker its gRPC threads' socket reads are counted too). The three
+of the reading thread, imports left out, zoo/meter.py). The three
 tensorfile configurations must give the same verdict for every file, on disk and on S3.
 
 Peers run on the local files only (they read local paths): picklescan as its library call
