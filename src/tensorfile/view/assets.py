@@ -15,9 +15,21 @@ ASSET_TYPES = {
 }
 
 
+# app.js is kept as parts of one script (one closure, so they share its names): static/app/*.js,
+# joined in the order of their names; the page gets the whole script, served or inlined.
+SCRIPT_PARTS = "app"
+
+
 @cache
 def read_asset(name: str) -> str:
-    return resources.files("tensorfile.view").joinpath("static", name).read_text(encoding="utf-8")
+    static = resources.files("tensorfile.view").joinpath("static")
+    if name == "app.js":
+        parts = sorted(
+            (p for p in static.joinpath(SCRIPT_PARTS).iterdir() if p.name.endswith(".js")),
+            key=lambda p: p.name,
+        )
+        return "".join(p.read_text(encoding="utf-8") for p in parts)
+    return static.joinpath(name).read_text(encoding="utf-8")
 
 
 def page_assets() -> dict[str, tuple[bytes, str]]:
