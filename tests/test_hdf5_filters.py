@@ -27,6 +27,7 @@ import pytest
 
 from tensorfile import hdf5
 from tensorfile.errors import FormatError
+from tensorfile.hdf5 import filters as heap_filters
 from tensorfile.hdf5 import structures
 from tensorfile.scan import scan_file
 from tensorfile.source import open_source
@@ -152,7 +153,7 @@ def test_fletcher32_is_libhdf5s() -> None:
         bytes(rng.choice((0, 255, rng.randrange(256))) for _ in range(rng.randrange(1, 3000)))
         for _ in range(500)
     ]
-    wrong = [len(c) for c in cases if structures.fletcher32(c) != fn(c, len(c))]
+    wrong = [len(c) for c in cases if heap_filters.fletcher32(c) != fn(c, len(c))]
     assert not wrong and len(cases) > 600
 
 
@@ -209,7 +210,7 @@ def test_a_flipped_byte_is_a_corrupt_file(
     assert len(lines) == 1 and "Fletcher32 checksum" in lines[0] and "corrupt file" in lines[0], proc.stderr
     if where == "free space":  # without the check the damage would pass unseen
         with monkeypatch.context() as patch:
-            patch.setattr(structures, "_check_fletcher32", lambda data, _h5: data[:-4])
+            patch.setattr(heap_filters, "check_fletcher32", lambda data, _h5: data[:-4])
             assert _our_tree(bad) == _our_tree(good)
     # scan judges model_config (a root attribute, never in a filtered heap): the verdict stands
     # and nothing is raised; see docs/SCAN.md
@@ -266,7 +267,7 @@ def test_unshuffle_inverts_shuffle(width: int) -> None:
     rng = random.Random(width)
     for length in (0, 1, width - 1, width, width + 1, 2 * width, 2 * width + 1, 511, 512, 4099):
         data = rng.randbytes(max(length, 0))
-        assert structures._unshuffle((width,), _shuffle(data, width), None) == data  # type: ignore[arg-type]
+        assert heap_filters.unshuffle((width,), _shuffle(data, width), None) == data  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("values", [(), (0,), (4, 1)])
@@ -275,7 +276,7 @@ def test_unshuffle_without_one_element_size_fails(values: tuple[int, ...], tmp_p
     _make(path, ["deflate"])
     _base, _address, heap = _heap(path)
     with pytest.raises(FormatError, match="shuffle filter has invalid parameters"):
-        structures._unshuffle(values, b"\x00" * 64, heap.h5)
+        heap_filters.unshuffle(values, b"\x00" * 64, heap.h5)
 
 
 @pytest.mark.parametrize("dtype", ["<i2", "<f4", "<f8", "S3", [("a", "<i4"), ("b", "<f8")]])
@@ -287,7 +288,7 @@ def test_unshuffle_undoes_libhdf5s_shuffle(tmp_path: Path, dtype: Any) -> None:
         ds = f.create_dataset("x", data=data, chunks=(300,), shuffle=True)
         _mask, raw = ds.id.read_direct_chunk((0,))
     assert raw != data.tobytes() or np.dtype(dtype).itemsize == 1
-    assert structures._unshuffle((np.dtype(dtype).itemsize,), raw, None) == data.tobytes()  # type: ignore[arg-type]
+    assert heap_filters.unshuffle((np.dtype(dtype).itemsize,), raw, None) == data.tobytes()  # type: ignore[arg-type]
 
 
 def _lookup3(data: bytes) -> int:
@@ -345,9 +346,9 @@ def test_shuffled_heap_reads_as_libhdf5_reads(tmp_path: Path, width: int) -> Non
     _reencode_as_shuffled(src, dst, width)
     _base, _address, heap = _heap(dst)
     assert heap.filters == [
-        structures.Filter(2, (width,)),
-        structures.Filter(1, (6,)),
-        structures.Filter(3, ()),
+        heap_filters.Filter(2, (width,)),
+        heap_filters.Filter(1, (6,)),
+        heap_filters.Filter(3, ()),
     ]
     want = _h5py_tree(dst)  # libhdf5's H5Z_filter_shuffle undoes it
     assert want == _h5py_tree(src)

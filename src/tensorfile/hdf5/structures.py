@@ -8,22 +8,21 @@ spends from a budget, so no structure a hostile file declares can allocate or lo
 from __future__ import annotations
 
 import io
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import FormatError
 from ..source import ByteSource, read_exact
+from .fields import MAX_CHUNK, MAX_DEPTH, Cursor, enc_size
+from .fractal_heap import FractalHeap
 
 MAGIC = b"\x89HDF\r\n\x1a\n"
-MAX_CHUNK = 16 << 20  # one object-header chunk, local-heap segment or global-heap collection
 MAX_ATTR_VALUE = 64 << 20
 MAX_SCALAR_READ = 1 << 20
 BUDGET = 4_000_000  # reads + records + messages per file: a real Keras file uses a few thousand
-MAX_DEPTH = 64  # B-tree levels, nested datatypes, soft-link hops
 SOFT_LINK_HOPS = 16  # libhdf5's default H5L_NUM_LINKS
 
 # object header message types
@@ -63,58 +62,6 @@ class StreamSource:
     def read_at(self, offset: int, length: int) -> bytes:
         self._stream.seek(offset)
         return self._stream.read(length)
-
-
-class Cursor:
-    """Little-endian fields of one structure already read into memory; FormatError past its end."""
-
-    __slots__ = ("data", "h5", "pos", "what")
-
-    def __init__(self, data: bytes, h5: Reader, what: str, pos: int = 0) -> None:
-        self.data, self.h5, self.what, self.pos = data, h5, what, pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise FormatError(f"HDF5 {self.what} is cut short: corrupt structure", self.h5.name)
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "little")
-
-    def u8(self) -> int:
-        return self.uint(1)
-
-    def u16(self) -> int:
-        return self.uint(2)
-
-    def u32(self) -> int:
-        return self.uint(4)
-
-    def addr(self) -> int:
-        return self.uint(self.h5.so)
-
-    def length(self) -> int:
-        return self.uint(self.h5.sl)
-
-    def skip(self, n: int) -> None:
-        self.take(n)
-
-    def align(self, start: int = 0) -> None:
-        self.pos += (8 - (self.pos - start) % 8) % 8
-
-    def cstring(self) -> bytes:
-        end = self.data.find(b"\0", self.pos)
-        if end < 0:
-            raise FormatError(f"HDF5 {self.what}: unterminated name", self.h5.name)
-        text = self.data[self.pos : end]
-        self.pos = end + 1
-        return text
-
-    def signature(self, expected: bytes) -> None:
-        if self.take(len(expected)) != expected:
-            raise FormatError(f"HDF5 {self.what}: signature {expected.decode()} missing", self.h5.name)
 
 
 class H5Type:
@@ -170,7 +117,7 @@ class Reader:
         self._sohm: list[tuple[int, int]] | None = None  # (message type flags, fractal heap address)
         self._headers: OrderedDict[int, list[tuple[int, int, bytes]]] = OrderedDict()
         self._global: OrderedDict[int, tuple[bytes, dict[int, tuple[int, int]]]] = OrderedDict()
-        self._heaps: dict[int, _FractalHeap] = {}
+        self._heaps: dict[int, FractalHeap] = {}
 
     def _check_sizes(self) -> None:
         if self.so not in (2, 4, 8) or self.sl not in (2, 4, 8):
@@ -469,10 +416,10 @@ class Reader:
         start, length = objects[index]
         return data[start : start + length]
 
-    def fractal_heap(self, addr: int) -> _FractalHeap:
+    def fractal_heap(self, addr: int) -> FractalHeap:
         heap = self._heaps.get(addr)
         if heap is None:
-            heap = self._heaps[addr] = _FractalHeap(self, addr)
+            heap = self._heaps[addr] = FractalHeap(self, addr)
         return heap
 
     def btree1_leaves(self, addr: int, kind: int, key_size: int) -> Iterator[tuple[bytes, int]]:
@@ -550,251 +497,3 @@ class Reader:
                     yield records[i]
 
         yield from node(root, root_count, depth)
-
-
-def enc_size(value: int) -> int:
-    """Bytes libhdf5 uses to encode counts up to `value` (H5VM_limit_enc_size)."""
-    return (max(value, 1).bit_length() - 1) // 8 + 1
-
-
-class _FractalHeap:
-    """A fractal heap's header and managed-object lookup (dense links and attributes live here)."""
-
-    def __init__(self, h5: Reader, addr: int) -> None:
-        self.h5 = h5
-        so, sl = h5.so, h5.sl
-        cur = h5.cursor(addr, 22 + 12 * sl + 3 * so, "fractal heap")
-        cur.signature(b"FRHP")
-        cur.skip(1)
-        self.id_length, filters, self.flags = cur.u16(), cur.u16(), cur.u8()
-        self.filters: list[Filter] = []  # the pipeline, in the order its filters were applied
-        max_managed = cur.u32()
-        cur.skip(sl)  # next huge object ID
-        self.huge_tree = cur.addr()
-        cur.skip(sl + so + sl + sl + sl + sl + sl + sl + sl + sl)  # free space, counts and sizes
-        self.width, self.start_size, self.max_direct = cur.u16(), cur.length(), cur.length()
-        self.max_heap_bits, _start_rows, self.root, self.rows = cur.u16(), cur.u16(), cur.addr(), cur.u16()
-        self.root_filtered = (0, 0)  # a filtered root direct block: its stored size and filter mask
-        if filters:
-            extra = h5.cursor(addr + cur.pos, sl + 4 + filters, "fractal heap filters")
-            self.root_filtered = (extra.length(), extra.u32())
-            self.filters = _pipeline(Cursor(extra.take(filters), h5, "fractal heap filter pipeline"))
-        if (
-            not (self.width and _is_pow2(self.start_size) and _is_pow2(self.max_direct))
-            or self.max_heap_bits > 64
-        ):
-            raise FormatError("HDF5 fractal heap header is corrupt", h5.name)
-        self.off_size = (self.max_heap_bits + 7) // 8
-        self.len_size = min((self.max_direct.bit_length() - 1 + 7) // 8, enc_size(max_managed))
-        self.direct_rows = (self.max_direct.bit_length() - self.start_size.bit_length()) + 2
-
-    def row_size(self, row: int) -> int:
-        return self.start_size if row == 0 else self.start_size << (row - 1)
-
-    def object(self, heap_id: bytes) -> bytes:
-        cur = Cursor(heap_id, self.h5, "fractal heap ID")
-        first = cur.u8()
-        if first >> 6:
-            raise FormatError("HDF5 fractal heap ID of an unknown version", self.h5.name)
-        kind = (first >> 4) & 3
-        if kind == 2:  # tiny: the object is inside the ID
-            if self.id_length <= 18:
-                return cur.take((first & 0x0F) + 1)
-            return cur.take(((first & 0x0F) << 8 | cur.u8()) + 1)
-        if kind == 1:
-            return self._huge(cur)
-        if kind != 0:
-            raise FormatError("HDF5 fractal heap ID of an unknown type", self.h5.name)
-        offset, length = cur.uint(self.off_size), cur.uint(self.len_size)
-        block, block_offset, stored, size = self._direct_block(offset)
-        if not self.filters:
-            return self.h5.read(block + offset - block_offset, length, "fractal heap object")
-        length_stored, mask = stored
-        data = self._unfiltered(self.h5.read(block, length_stored, "filtered fractal heap block"), mask, size)
-        start = offset - block_offset
-        if start + length > len(data):
-            raise FormatError("HDF5 fractal heap object runs past its direct block", self.h5.name)
-        return data[start : start + length]
-
-    def _unfiltered(self, data: bytes, mask: int, size: int) -> bytes:
-        """Filtered bytes of a direct block or huge object with the filters undone, last applied
-        first, skipping those the mask says were not applied (as H5Z_pipeline reads); never more than
-        `size`, which the result must equal."""
-        if size > MAX_CHUNK:  # a declared block size is no licence to inflate gigabytes
-            raise FormatError(f"HDF5 fractal heap block of {size} bytes is over the limit", self.h5.name)
-        for index in reversed(range(len(self.filters))):
-            if mask & (1 << index):
-                continue
-            # what is left to undo may still hold a 4-byte checksum per filter
-            data = _unfilter(self.filters[index], data, size + 4 * index, self.h5)
-        if len(data) != size:
-            raise FormatError("HDF5 filtered fractal heap block has the wrong size", self.h5.name)
-        return data
-
-    def _huge(self, cur: Cursor) -> bytes:
-        """An object too large for the managed blocks: its address and length are in the ID, or in
-        the records of the heap's huge-object v2 B-tree (H5HF__huge_init decides which by the ID's
-        length). In a filtered heap huge objects are filtered too: the ID or record adds the filter
-        mask and the unfiltered size."""
-        h5, filtered = self.h5, bool(self.filters)
-        mask, size = 0, 0
-        if self.id_length - 1 >= h5.so + h5.sl + ((4 + h5.sl) if filtered else 0):
-            address, length = cur.addr(), cur.length()
-            if filtered:
-                mask, size = cur.u32(), cur.length()
-        else:
-            wanted = cur.uint(min(self.id_length - 1, 8))
-            for record in h5.btree2_records(self.huge_tree):
-                rec = Cursor(record, h5, "huge object record")  # address, length, [mask, size,] ID
-                address, length = rec.addr(), rec.length()
-                if filtered:
-                    mask, size = rec.u32(), rec.length()
-                if rec.length() == wanted:
-                    break
-            else:
-                raise FormatError("HDF5 huge fractal-heap object is missing from its index", h5.name)
-        data = h5.read(address, length, "huge fractal heap object")
-        if not filtered:
-            return data
-        return self._unfiltered(data, mask, size)
-
-    def _direct_block(self, offset: int) -> tuple[int, int, tuple[int, int], int]:
-        """(address, heap offset, (stored size, filter mask) if filtered, size) of the direct block
-        holding heap offset `offset`."""
-        if self.rows == 0:
-            return self.root, 0, self.root_filtered, self.start_size
-        address, block_offset, rows = self.root, 0, self.rows
-        h5 = self.h5
-        for _ in range(MAX_DEPTH):
-            # child pointers: direct rows carry an address (and, filtered, its stored size and mask)
-            pos = 4 + 1 + h5.so + self.off_size
-            entry = block_offset
-            for row in range(rows):
-                span = self.row_size(row)
-                direct = row < self.direct_rows
-                width = h5.so + (h5.sl + 4 if direct and self.filters else 0)
-                for _column in range(self.width):
-                    if entry <= offset < entry + span:
-                        cur = h5.cursor(address + pos, width, "fractal heap indirect block")
-                        child = cur.addr()
-                        if child == h5.undef:
-                            raise FormatError(
-                                "HDF5 fractal heap object lies in an unallocated block", h5.name
-                            )
-                        if direct:
-                            stored = (cur.length(), cur.u32()) if self.filters else (0, 0)
-                            return child, entry, stored, span
-                        address, block_offset = child, entry
-                        rows = (span.bit_length() - 1) - (self.start_size * self.width).bit_length() + 2
-                        break
-                    entry += span
-                    pos += width
-                else:
-                    continue
-                break
-            else:
-                raise FormatError("HDF5 fractal heap offset lies outside the heap", self.h5.name)
-        raise FormatError("HDF5 fractal heap nested too deep", self.h5.name)
-
-
-class Filter(NamedTuple):
-    """One filter of a pipeline message: its id and client data values."""
-
-    ident: int
-    values: tuple[int, ...]
-
-
-def _pipeline(cur: Cursor) -> list[Filter]:
-    """The filters of a filter pipeline message (versions 1 and 2), in the order applied."""
-    version, count = cur.u8(), cur.u8()
-    if version == 1:
-        cur.skip(6)
-    elif version != 2:
-        raise FormatError(f"HDF5 filter pipeline version {version}", cur.h5.name)
-    found: list[Filter] = []
-    for _ in range(count):
-        ident = cur.u16()
-        name_length = cur.u16() if version == 1 or ident >= 256 else 0
-        cur.skip(2)  # flags: optional or not only matters when writing
-        values = cur.u16()
-        cur.skip(name_length + (8 - name_length % 8) % 8 if version == 1 else name_length)
-        data = tuple(cur.u32() for _ in range(values))
-        cur.skip(4 if version == 1 and values % 2 else 0)
-        found.append(Filter(ident, data))
-    return found
-
-
-def _unfilter(filt: Filter, data: bytes, size: int, h5: Reader) -> bytes:
-    """One filter undone as libhdf5's H5Z filter does it on read, the output at most `size` bytes
-    (one more tells the caller it was too long)."""
-    if filt.ident == 1:  # deflate
-        inflater = zlib.decompressobj()
-        try:
-            out = inflater.decompress(data, size + 1)
-        except zlib.error:
-            raise FormatError("HDF5 fractal heap block does not inflate", h5.name) from None
-        return out
-    if filt.ident == 2:
-        return _unshuffle(filt.values, data, h5)
-    if filt.ident == 3:
-        return _check_fletcher32(data, h5)
-    raise FormatError(f"HDF5 fractal heap filter {filt.ident} is not supported", h5.name)
-
-
-def _unshuffle(values: tuple[int, ...], data: bytes, h5: Reader) -> bytes:
-    """Shuffle (H5Z_filter_shuffle) undone: the bytes were stored grouped by their position within
-    an element, the element size being the filter's one client value; bytes past the last whole
-    element stay where they are. libhdf5 fails without exactly one non-zero value, and so do we.
-    (libhdf5 itself cannot put shuffle on a heap: its set-local callback wants a dataset's type.)"""
-    if len(values) != 1 or values[0] == 0:
-        raise FormatError("HDF5 fractal heap shuffle filter has invalid parameters", h5.name)
-    width = values[0]
-    count = len(data) // width
-    if width == 1 or count <= 1:
-        return data  # what libhdf5 leaves alone too
-    whole = count * width
-    planes = np.frombuffer(data, np.uint8, whole).reshape(width, count)
-    return planes.T.tobytes() + data[whole:]
-
-
-def fletcher32(data: bytes) -> int:
-    """H5_checksum_fletcher32 (H5checksum.c): Fletcher's checksum over big-endian 16-bit words
-    (an odd last byte is the high byte of a last word), both sums starting at 0 and folded with
-    end-around carry, sum2 in the high half.
-
-    The C loop folds as it goes, which keeps each sum's residue mod 65535 and keeps it non-zero
-    once any word was: a sum is 0 when every word was 0 and otherwise that residue, written 65535
-    for 0. So it is computed here in closed form: sum1 = Σ w_i, sum2 = Σ of the prefix sums (in
-    uint64: below 2^62 for the MAX_CHUNK bytes a block may have).
-    """
-    if len(data) % 2:
-        data += b"\0"
-    words = np.frombuffer(data, ">u2").astype(np.uint64)
-    if not words.any():
-        return 0
-    prefix = np.cumsum(words, dtype=np.uint64)
-    sum1 = int(prefix[-1]) % 65535 or 65535
-    sum2 = int(prefix.sum(dtype=np.uint64)) % 65535 or 65535
-    return sum2 << 16 | sum1
-
-
-def _check_fletcher32(data: bytes, h5: Reader) -> bytes:
-    """Fletcher32 undone as H5Z_filter_fletcher32 reads: the last 4 bytes are the checksum of the
-    rest, little-endian; the byte-swapped form libhdf5 before 1.6.3 wrote on little-endian hosts
-    (bytes swapped within each 16-bit half) is accepted too, as libhdf5 accepts it."""
-    if len(data) < 4:
-        raise FormatError("HDF5 fractal heap block is too short for its Fletcher32 checksum", h5.name)
-    body, stored = data[:-4], int.from_bytes(data[-4:], "little")
-    want = fletcher32(body)
-    swapped = (want & 0x00FF00FF) << 8 | (want >> 8) & 0x00FF00FF
-    if stored not in (want, swapped):
-        raise FormatError(
-            f"HDF5 fractal heap block fails its Fletcher32 checksum (stored {stored:08x}, "
-            f"computed {want:08x}): corrupt file",
-            h5.name,
-        )
-    return body
-
-
-def _is_pow2(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
