@@ -80,7 +80,7 @@ def detect_file(probe: FileProbe) -> Detection | None:
     if decompressed is not None:
         compression, head = decompressed
     if legacy_magic_at(head) is not None and compression is None:
-        return None  # torch legacy stack: pytorch.py owns it
+        return None  # torch legacy stack: formats/pytorch owns it
     protocol = is_pickle_start(head)
     if protocol is None or not parses_as_pickle(head):
         return None
