@@ -48,19 +48,28 @@ HEAD_KEEP = 256
 MAX_LINE = LARGE_VALUE  # protocol-0 text arguments are read whole up to this length
 _HIGHEST_PROTOCOL = 5
 
-_SIMPLE_CONSTANTS = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}  # NONE NEWTRUE NEWFALSE EMPTY_TUPLE
-_EMPTY_FACTORIES: dict[int, Callable[[], Any]] = {0x7D: dict, 0x5D: list, 0x8F: set}
-_EXT_WIDTH = {0x82: 1, 0x83: 2, 0x84: 4}
-# BINBYTES BINBYTES8 BINUNICODE8 BYTEARRAY8: (length format, its width, kind, read contiguously)
-_SIZED = {
-    0x42: ("<I", 4, "bytes", True),
-    0x8E: ("<Q", 8, "bytes", True),
-    0x8D: ("<Q", 8, "str", False),
-    0x96: ("<Q", 8, "bytearray", True),
-}
-_FIXED = {0x4A: ("<i", 4), 0x4D: ("<H", 2), 0x47: (">d", 8)}  # BININT BININT2 BINFLOAT
 _OPCODES = {op.name: ord(op.code) for op in pickletools.opcodes}
 Handler = Callable[[int], None]
+# The tables of the handlers that serve several opcodes, keyed by opcode: what each one pushes.
+_SIMPLE_CONSTANTS = {
+    _OPCODES["NONE"]: None,
+    _OPCODES["NEWTRUE"]: True,
+    _OPCODES["NEWFALSE"]: False,
+    _OPCODES["EMPTY_TUPLE"]: (),
+}
+_EMPTY_FACTORIES: dict[int, Callable[[], Any]] = {
+    _OPCODES["EMPTY_DICT"]: dict,
+    _OPCODES["EMPTY_LIST"]: list,
+    _OPCODES["EMPTY_SET"]: set,
+}
+_EXT_WIDTH = {_OPCODES["EXT1"]: 1, _OPCODES["EXT2"]: 2, _OPCODES["EXT4"]: 4}
+_SIZED = {  # (length format, its width, kind, read contiguously)
+    _OPCODES["BINBYTES"]: ("<I", 4, "bytes", True),
+    _OPCODES["BINBYTES8"]: ("<Q", 8, "bytes", True),
+    _OPCODES["BINUNICODE8"]: ("<Q", 8, "str", False),
+    _OPCODES["BYTEARRAY8"]: ("<Q", 8, "bytearray", True),
+}
+_FIXED = {_OPCODES["BININT"]: ("<i", 4), _OPCODES["BININT2"]: ("<H", 2), _OPCODES["BINFLOAT"]: (">d", 8)}
 
 
 def run(
@@ -220,10 +229,12 @@ def run(
     # One handler per opcode, not a chain of comparisons: in a chain the last opcode costs ~40 tests
     table: list[Handler] = [op_unknown] * 256
 
-    def handles(*names: str) -> Callable[[Handler], Handler]:
+    def handles(*opcodes: str | int) -> Callable[[Handler], Handler]:
+        """Register a handler for opcodes by name, or by code (the keys of a table above)."""
+
         def register(handler: Handler) -> Handler:
-            for name in names:
-                table[_OPCODES[name]] = handler
+            for opcode in opcodes:
+                table[_OPCODES[opcode] if isinstance(opcode, str) else opcode] = handler
             return handler
 
         return register
@@ -231,11 +242,11 @@ def run(
     @handles("TUPLE", "LIST", "DICT", "FROZENSET")
     def op_container_from_mark(op: int) -> None:
         items = pop_mark()
-        if op == 0x74:
+        if op == 0x74:  # TUPLE
             stack.append(tuple(items))
-        elif op == 0x6C:
+        elif op == 0x6C:  # LIST
             stack.append(items)
-        elif op == 0x64:
+        elif op == 0x64:  # DICT (else FROZENSET)
             if len(items) % 2:
                 raise _Broken("odd number of items for DICT")
             stack.append({c_key(k): v for k, v in zip(items[::2], items[1::2], strict=True)})
@@ -286,11 +297,11 @@ def run(
             soft("STACK_GLOBAL is not given two strings", pos)
             stack.append(new_global(show(module), show(attr), pos, computed=True))
 
-    @handles("NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE")
+    @handles(*_SIMPLE_CONSTANTS)
     def op_constant(op: int) -> None:
         stack.append(_SIMPLE_CONSTANTS[op])
 
-    @handles("EMPTY_DICT", "EMPTY_LIST", "EMPTY_SET")
+    @handles(*_EMPTY_FACTORIES)
     def op_empty_container(op: int) -> None:
         stack.append(_EMPTY_FACTORIES[op]())
 
@@ -304,14 +315,14 @@ def run(
 
     @handles("TUPLE1", "TUPLE2", "TUPLE3")
     def op_small_tuple(op: int) -> None:
-        n = op - 0x84
+        n = op - 0x84  # TUPLE1 0x85, TUPLE2, TUPLE3
         if len(stack) - n < fence:
             raise _Broken("stack underflow")
         items = stack[-n:]
         del stack[-n:]
         stack.append(tuple(items))
 
-    @handles("BININT", "BININT2", "BINFLOAT")
+    @handles(*_FIXED)
     def op_fixed_number(op: int) -> None:
         number_format, width = _FIXED[op]
         stack.append(unpack_from(number_format, take(width))[0])
@@ -322,9 +333,9 @@ def run(
         items = pop_mark()
         if len(stack) <= fence:
             raise _Broken("stack underflow")
-        if op == 0x75:
+        if op == 0x75:  # SETITEMS
             set_items(stack[-1], items, pos, calls, soft)
-        elif op == 0x65:
+        elif op == 0x65:  # APPENDS (else ADDITEMS)
             append_items(stack[-1], items, pos, calls, soft)
         else:
             add_items(stack[-1], items, pos, calls, soft)
@@ -370,7 +381,7 @@ def run(
     @handles("NEWOBJ", "NEWOBJ_EX")
     def op_newobj(op: int) -> None:
         pos = tell() - 1
-        ex = op == 0x92
+        ex = op == 0x92  # NEWOBJ_EX
         if len(stack) - (3 if ex else 2) < fence:
             raise _Broken("stack underflow")
         kwargs = stack.pop() if ex else None
@@ -467,7 +478,7 @@ def run(
     def op_short_binbytes(op: int) -> None:
         stack.append(take(take(1)[0], read_bytes))
 
-    @handles("BINBYTES", "BINBYTES8", "BINUNICODE8", "BYTEARRAY8")
+    @handles(*_SIZED)
     def op_sized_payload(op: int) -> None:
         size_format, width, kind, contiguous = _SIZED[op]
         stack.append(payload(unpack_from(size_format, take(width))[0], kind, contiguous))
@@ -484,7 +495,7 @@ def run(
     @handles("INT", "LONG", "FLOAT")
     def op_text_number(op: int) -> None:
         line = argument("numeric")
-        parse = c_int if op == 0x49 else c_long if op == 0x4C else c_float
+        parse = c_int if op == 0x49 else c_long if op == 0x4C else c_float  # INT LONG FLOAT
         stack.append(0 if line is None else parse(line))
 
     @handles("STRING")
@@ -532,7 +543,7 @@ def run(
         refs.append(ref)
         stack.append(ref)
 
-    @handles("EXT1", "EXT2", "EXT4")
+    @handles(*_EXT_WIDTH)
     def op_extension(op: int) -> None:
         width = _EXT_WIDTH[op]
         pos = tell() - 1

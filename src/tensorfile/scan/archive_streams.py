@@ -191,9 +191,6 @@ class GuardedStream(PositionedStream):
         super().close()
 
 
-_buffered_read = io.BufferedReader.read
-
-
 class MemberReader(io.BufferedReader):
     """What Member.open returns: buffered, seekable; read() without a size stops at MAX_READ."""
 
@@ -204,8 +201,8 @@ class MemberReader(io.BufferedReader):
     read_small = io.BufferedReader.read
 
     def read(self, size: int | None = -1) -> bytes:
-        if size is not None and 0 <= size <= CHUNK:
-            return _buffered_read(self, size)
+        if size is not None and 0 <= size <= CHUNK:  # small reads (pickle opcodes through a frame)
+            return io.BufferedReader.read(self, size)
         if size is None or size < 0 or size > MAX_READ:
             size = MAX_READ
         return read_up_to(super().read, size, CHUNK)
