@@ -45,11 +45,14 @@ Records = dict[str, dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seeded zoo's files, plus big/ with a 32 MiB safetensors and a 32 MiB .npy."""
+    return zoo_files(tmp_path_factory.mktemp("zoo"), ZOO_FILES)
+
+
+def zoo_files(folder: Path, count: int) -> Path:
+    """`count` files of the seeded zoo, plus big/ with a 32 MiB safetensors and a 32 MiB .npy."""
     from safetensors.numpy import save_file
 
-    folder = tmp_path_factory.mktemp("zoo")
-    build_zoo(folder, ZOO_FILES, seed=18)
+    build_zoo(folder, count, seed=18)
     files = folder / "files"
     (files / "big").mkdir()
     save_file({"w": np.zeros(BIG // 4, np.float32)}, str(files / "big" / "big.safetensors"))

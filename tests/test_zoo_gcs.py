@@ -1,7 +1,8 @@
 """gs:// inputs against a local Google Cloud Storage (gcp-storage-emulator on 127.0.0.1, through
-gcsfs, fsspec's official backend): the same zoo as tests/test_zoo.py's S3 runs, a smaller draw of it
-plus a 32 MiB safetensors object. scan of the bucket equals scan of the folder file by file, every
-object is read by a few ranged requests (never whole), ETags are recorded so --resume skips them,
+gcsfs, fsspec's official backend): the same zoo as tests/test_zoo.py's S3 runs, a smaller draw of
+it plus a 32 MiB safetensors and a 32 MiB .npy. scan of the bucket equals scan of the folder file
+by file, every object is read by a few ranged requests (never whole), ETags are recorded so
+--resume skips them,
 inspect of one object equals inspect of the local file, and a missing bucket is one line, exit 2.
 """
 
@@ -11,31 +12,21 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from .fixtures.make_zoo import build_zoo
 from .gcsstand import GCSStand
-from .test_zoo import _cli, _judged, _one_line_error, _run
+from .test_zoo import _cli, _judged, _one_line_error, _run, zoo_files
 
 pytest.importorskip("gcsfs")
 pytest.importorskip("gcp_storage_emulator")
 
 BUCKET = "zoo"
 FILES = 120
-BIG = 32 << 20
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from safetensors.numpy import save_file
-
-    folder = tmp_path_factory.mktemp("gcs-zoo")
-    build_zoo(folder, FILES, seed=18)
-    files = folder / "files"
-    (files / "big").mkdir()
-    save_file({"w": np.zeros(BIG // 4, np.float32)}, str(files / "big" / "big.safetensors"))
-    return files
+    return zoo_files(tmp_path_factory.mktemp("gcs-zoo"), FILES)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,7 @@ def gcs(zoo: Path) -> Iterator[GCSStand]:
 def test_scan_of_a_bucket_equals_scan_of_the_folder(gcs: GCSStand, zoo: Path, tmp_path: Path) -> None:
     remote = _run("scan", [f"gs://{BUCKET}"], tmp_path / "gcs.jsonl", "--jobs", "2", env=gcs.env)
     local = _run("scan", [str(zoo)], tmp_path / "local.jsonl", "--jobs", "1")
-    assert len(remote) == len(local) == FILES + 1  # every object, each once
+    assert len(remote) == len(local) == FILES + 2  # every object, each once
     assert _judged(remote, f"gs://{BUCKET}/") == _judged(local, f"{zoo}/")
     for path, record in remote.items():
         io = record["io"]
@@ -62,7 +53,7 @@ def test_scan_of_a_bucket_equals_scan_of_the_folder(gcs: GCSStand, zoo: Path, tm
         "scan", f"gs://{BUCKET}", "--out", str(tmp_path / "gcs.jsonl"), "--resume", "--json", env=gcs.env
     )
     summary = json.loads(again.stdout)
-    assert (summary["skipped"], summary["processed"]) == (FILES + 1, 0), again.stderr
+    assert (summary["skipped"], summary["processed"]) == (FILES + 2, 0), again.stderr
 
 
 def test_inspect_of_one_object_equals_the_local_file(gcs: GCSStand, zoo: Path) -> None:

@@ -95,7 +95,7 @@ def _init(ray: Any, address: str, jobs: int | None) -> Any:
         if address == "local":
             context = ray.init(num_cpus=jobs or os.cpu_count() or 1, **quiet)
         else:
-            _reachable(address)
+            _reachable(address)  # again: the listing since check() may have taken long
             context = ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
