@@ -9,6 +9,9 @@ inspect of one object equals inspect of the local file, and a missing bucket is 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,4 +77,31 @@ def test_a_missing_bucket_is_one_line(gcs: GCSStand, tmp_path: Path) -> None:
     _one_line_error(
         _cli("scan", "gs://no-such-bucket", "--out", str(out), env=gcs.env), "gs://no-such-bucket"
     )
+    assert not out.exists()
+
+
+def test_an_unreachable_store_is_one_line_and_nothing_else_on_stderr(tmp_path: Path) -> None:
+    """gcsfs retries six times and logs the last failure with its traceback: the CLI still prints
+    one line, exit 2. Run in a child whose gcsfs waits are skipped (its backoff is ~30 s a call);
+    the child's stderr is the real one, not pytest's log capture."""
+    stand = GCSStand(BUCKET)  # not started: its port answers nothing
+    out = tmp_path / "none.jsonl"
+    child = (
+        "import sys\n"
+        "from gcsfs import retry\n"
+        "async def no_wait(_seconds):\n"
+        "    return None\n"
+        "retry.asyncio.sleep = no_wait\n"
+        "from tensorfile.cli import main\n"
+        f"sys.argv = ['tensorfile', 'scan', 'gs://{BUCKET}', '--out', {str(out)!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child],
+        env={**os.environ, **stand.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    _one_line_error(done, f"gs://{BUCKET}", "cannot reach the object store")
     assert not out.exists()

@@ -10,6 +10,7 @@ so every format reader, identify, inspect and scan work on it unchanged.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import threading
 from collections.abc import Iterator
@@ -85,6 +86,9 @@ def filesystem(protocol: str) -> Any:
                 raise InputError(
                     f"{protocol}:// needs {package} (pip install {package})", f"{protocol}://"
                 ) from None
+            # the backends log their retries on stderr (gcsfs each with a traceback); a failure
+            # is reported once, as one line (describe)
+            logging.getLogger(BACKENDS[protocol]).setLevel(logging.CRITICAL)
             _FS[protocol] = fs
         return fs
 
